@@ -1,0 +1,30 @@
+"""Test with BasicSR's pipeline and the plugin registered.
+
+Usage (BasicSR's flags: ``--launcher``, ``--local_rank``/``--local-rank``, ``--force_yml``)::
+
+    python msrn_plugin/test.py -opt options/test_MSRN_x4.yml
+    python -m msrn_plugin.test -opt options/test_MSRN_x4.yml
+
+``results/`` is written under the current working directory.
+"""
+import os
+import sys
+from typing import List, Optional
+
+if __name__ == '__main__' and not __package__:  # run as a file: don't let msrn_plugin/*.py shadow top-level modules
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or '.') != os.path.dirname(os.path.abspath(__file__))]
+
+from msrn_plugin.entry import run_pipeline  # noqa: E402
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Run BasicSR's ``test_pipeline`` with ``root_path`` = the current directory.
+
+    Args:
+        argv (list[str] | None): Arguments without the program name. Default: ``sys.argv[1:]``.
+    """
+    run_pipeline('test', argv)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,31 @@
+"""Train with BasicSR's pipeline and the plugin registered.
+
+Usage (all of BasicSR's flags: ``--launcher``, ``--auto_resume``, ``--debug``, ``--local_rank``/``--local-rank``,
+``--force_yml``)::
+
+    python msrn_plugin/train.py -opt options/train_MSRN_x4.yml
+    python -m msrn_plugin.train -opt options/train_MSRN_x4.yml --auto_resume
+
+``experiments/`` and ``tb_logger/`` are written under the current working directory.
+"""
+import os
+import sys
+from typing import List, Optional
+
+if __name__ == '__main__' and not __package__:  # run as a file: don't let msrn_plugin/*.py shadow top-level modules
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or '.') != os.path.dirname(os.path.abspath(__file__))]
+
+from msrn_plugin.entry import run_pipeline  # noqa: E402
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Run BasicSR's ``train_pipeline`` with ``root_path`` = the current directory.
+
+    Args:
+        argv (list[str] | None): Arguments without the program name. Default: ``sys.argv[1:]``.
+    """
+    run_pipeline('train', argv)
+
+
+if __name__ == '__main__':
+    main()
