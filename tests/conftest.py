@@ -1,0 +1,24 @@
+"""Shared fixtures. Tests build what they need in ``tmp_path`` from scikit-image's bundled photos."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import msrn_plugin  # noqa: F401  (compatibility layer and registration before anything imports basicsr)
+from msrn_plugin.photos import load_photo
+
+# 2 cores: keep torch from oversubscribing when tests spawn worker processes.
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope='session')
+def photo_bgr() -> np.ndarray:
+    """A real 512x512 colour photo (astronaut), BGR uint8."""
+    return load_photo('astronaut.png')
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    np.random.seed(0)
