@@ -1,0 +1,137 @@
+"""Convert the official MSRN checkpoints (MIVRC/MSRN-PyTorch ``MSRN_x{2,3,4,8}.pt``) to BasicSR checkpoints.
+
+The official files are flat ``state_dict``s working on 0..255 input, with keys ``sub_mean.*``, ``head.0.*``,
+``body.{i}.{conv_3_1,conv_3_2,conv_5_1,conv_5_2,confusion}.*``, ``tail.0.*`` (1x1 fusion), ``tail.1.*`` (3x3 conv),
+``tail.2.{0,2,4}.*`` (upsampler convs), ``tail.3.*`` (last conv) and ``add_mean.*``. Their mean-shift 1x1 convs were
+never frozen (``self.requires_grad = False`` sets a module attribute, not the parameters' flag), so released weights
+may hold trained values: they are copied as they are into :class:`~msrn_plugin.archs.msrn_arch.MSRN`'s mean-shift
+buffers, which makes ``MSRN(x) == official(255 * x) / 255`` exactly (up to float rounding).
+"""
+import os
+import re
+from collections import OrderedDict
+from os import PathLike
+from typing import Dict, Tuple, Union
+
+import torch
+
+from msrn_plugin.checkpoint import CheckpointError, atomic_torch_save, safe_torch_load
+
+PathType = Union[str, PathLike]
+StateDict = Dict[str, torch.Tensor]
+
+_PREFIX_MAP = (
+    (re.compile(r'^head\.0\.'), 'conv_first.'),
+    (re.compile(r'^tail\.0\.'), 'conv_fusion.'),
+    (re.compile(r'^tail\.1\.'), 'conv_after_fusion.'),
+    (re.compile(r'^tail\.2\.(\d+)\.'), r'upsample.\1.'),
+    (re.compile(r'^tail\.3\.'), 'conv_last.'),
+    (re.compile(r'^(body\.\d+\.(?:conv_3_1|conv_3_2|conv_5_1|conv_5_2|confusion)\.)'), r'\1'),
+    (re.compile(r'^(sub_mean|add_mean)\.'), r'\1.'),
+)
+_REQUIRED = ('sub_mean.weight', 'sub_mean.bias', 'head.0.weight', 'tail.0.weight', 'tail.1.weight', 'tail.3.weight',
+             'add_mean.weight', 'add_mean.bias')
+
+
+def _strip_module_prefix(state: StateDict) -> StateDict:
+    if state and all(k.startswith('module.') for k in state):
+        return OrderedDict((k[len('module.'):], v) for k, v in state.items())
+    return state
+
+
+def infer_official_config(state: StateDict, source: str = '<state_dict>') -> Dict[str, int]:
+    """Read the MSRN configuration from an official state dict's shapes.
+
+    Args:
+        state (dict): Official flat state dict.
+        source (str): Name used in error messages. Default: '<state_dict>'.
+
+    Returns:
+        dict: ``num_in_ch``, ``num_out_ch``, ``num_feat``, ``num_block`` and ``upscale``, as MSRN arguments.
+
+    Raises:
+        CheckpointError: If the state dict is not an official MSRN one.
+    """
+    missing = [k for k in _REQUIRED if k not in state]
+    if missing:
+        hint = (" It looks like a BasicSR checkpoint already ('params' key): use it directly."
+                if 'params' in state or 'params_ema' in state else '')
+        raise CheckpointError(f'{source}: not an official MSRN checkpoint: missing {", ".join(missing)}.{hint}')
+    num_feat, num_in_ch = state['head.0.weight'].shape[:2]
+    num_out_ch = state['tail.3.weight'].shape[0]
+    blocks = {int(m.group(1)) for k in state for m in [re.match(r'^body\.(\d+)\.', k)] if m}
+    num_block = len(blocks)
+    if num_block == 0 or blocks != set(range(num_block)):
+        raise CheckpointError(f'{source}: MSRB blocks body.N are missing or not numbered 0..N-1 (found {sorted(blocks)}).')
+    up_convs = sorted(int(m.group(1)) for k in state for m in [re.match(r'^tail\.2\.(\d+)\.weight$', k)] if m)
+    if not up_convs:
+        raise CheckpointError(f'{source}: no upsampler convolutions (tail.2.N.weight) found.')
+    ratio = state[f'tail.2.{up_convs[0]}.weight'].shape[0] // num_feat
+    if ratio == 9 and len(up_convs) == 1:
+        upscale = 3
+    elif ratio == 4 and len(up_convs) in (1, 2, 3):
+        upscale = 2**len(up_convs)
+    else:
+        raise CheckpointError(f'{source}: cannot infer the scale from the upsampler ({len(up_convs)} convs with '
+                              f'{ratio}x{num_feat} output channels); supported scales are 2, 3, 4 and 8.')
+    return dict(num_in_ch=int(num_in_ch), num_out_ch=int(num_out_ch), num_feat=int(num_feat), num_block=num_block,
+                upscale=upscale)
+
+
+def convert_official_state_dict(state: StateDict, source: str = '<state_dict>') -> Tuple[StateDict, Dict[str, int]]:
+    """Map an official MSRN state dict to the plugin's MSRN key names.
+
+    Args:
+        state (dict): Official flat state dict (a leading ``module.`` from DataParallel is accepted).
+        source (str): Name used in error messages. Default: '<state_dict>'.
+
+    Returns:
+        tuple: The converted state dict (loads strictly into ``MSRN(**config)``) and the inferred config.
+
+    Raises:
+        CheckpointError: If the state dict is not an official MSRN one.
+    """
+    if not isinstance(state, dict):
+        raise CheckpointError(f'{source}: expected a state dict, got {type(state).__name__}.')
+    state = _strip_module_prefix(state)
+    config = infer_official_config(state, source)
+    converted = OrderedDict()
+    for key, value in state.items():
+        for pattern, repl in _PREFIX_MAP:
+            if pattern.match(key):
+                converted[pattern.sub(repl, key, count=1)] = value.detach().clone().float()
+                break
+        else:
+            raise CheckpointError(f'{source}: unexpected key {key!r} for an official MSRN checkpoint.')
+    for name in ('sub_mean', 'add_mean'):
+        weight = converted[f'{name}.weight']
+        if weight.shape[:2] != (config['num_in_ch'] if name == 'sub_mean' else config['num_out_ch'], ) * 2:
+            raise CheckpointError(f'{source}: {name}.weight has shape {tuple(weight.shape)}, expected a 1x1 '
+                                  'convolution over the image channels.')
+    return converted, config
+
+
+def convert_official_checkpoint(input_path: PathType, output_path: PathType) -> Dict[str, int]:
+    """Convert an official ``MSRN_x{s}.pt`` into a BasicSR checkpoint ``{'params': state_dict}``.
+
+    The input is loaded with ``weights_only=True``; the output is written atomically and checked by loading it
+    strictly into a freshly built MSRN before this function returns.
+
+    Args:
+        input_path (str | PathLike): Official checkpoint.
+        output_path (str | PathLike): BasicSR checkpoint to write (``pretrain_network_g`` in an option file).
+
+    Returns:
+        dict: The MSRN configuration (``network_g`` arguments) the checkpoint needs.
+
+    Raises:
+        CheckpointError: If the input cannot be read or is not an official MSRN checkpoint.
+    """
+    from msrn_plugin.archs.msrn_arch import MSRN
+
+    state = safe_torch_load(input_path)
+    converted, config = convert_official_state_dict(state, str(input_path))
+    MSRN(**config, rgb_mean=(0.5, ) * config['num_in_ch']).load_state_dict(converted, strict=True)
+    os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
+    atomic_torch_save({'params': converted}, output_path)
+    return config
