@@ -7,6 +7,7 @@ refuses pickled code.
 """
 import os
 import pickle
+import re
 import tempfile
 from os import PathLike
 from typing import Any, Union
@@ -78,10 +79,18 @@ def safe_torch_load(path: PathType, map_location: Any = 'cpu') -> Any:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        # torch reports both "pickled code" and "not a pickle at all" as weights-only failures; only the first
+        # names a GLOBAL (a class or function the file asks to import and call)
+        refused = re.search(r'GLOBAL ([\w.]+)', str(err))
+        if refused is None:
+            detail = re.search(r'WeightsUnpickler error:\s*(\S[^\n]*)', str(err))
+            raise CheckpointError(f'{path}: cannot read checkpoint (UnpicklingError: '
+                                  f'{detail.group(1)[:120] if detail else "no PyTorch data found"}); the file is '
+                                  'truncated or not a PyTorch checkpoint.') from None
         raise CheckpointError(f'{path}: refused to load: the file holds pickled Python objects, not only weights '
-                              f'({first_line}). Only plain state dicts are loaded; re-save the weights with '
-                              '`torch.save(model.state_dict(), path)` from a trusted environment.') from None
+                              f'(it would import and call {refused.group(1)}). Only plain state dicts are loaded; '
+                              're-save the weights with `torch.save(model.state_dict(), path)` from a trusted '
+                              'environment.') from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise CheckpointError(f'{path}: cannot read checkpoint ({type(err).__name__}: {err}); the file is truncated '
                               'or not a PyTorch checkpoint.') from None

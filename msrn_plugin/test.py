@@ -14,17 +14,20 @@ from typing import List, Optional
 if __name__ == '__main__' and not __package__:  # run as a file: don't let msrn_plugin/*.py shadow top-level modules
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or '.') != os.path.dirname(os.path.abspath(__file__))]
 
-from msrn_plugin.entry import run_pipeline  # noqa: E402
+from msrn_plugin.entry import cli_main  # noqa: E402
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: Optional[List[str]] = None) -> int:
     """Run BasicSR's ``test_pipeline`` with ``root_path`` = the current directory.
 
     Args:
         argv (list[str] | None): Arguments without the program name. Default: ``sys.argv[1:]``.
+
+    Returns:
+        int: Exit status: 0, or 2 when the option file, the data or a checkpoint is refused (message on stderr).
     """
-    run_pipeline('test', argv)
+    return cli_main('test', argv)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())
