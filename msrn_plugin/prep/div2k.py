@@ -1,0 +1,349 @@
+"""DIV2K as downloaded -> BasicSR LMDBs of overlapping sub-images, one HR database for every scale.
+
+Input (``root``), as distributed by the NTIRE 2017/2018 challenges::
+
+    DIV2K_train_HR/0001.png
+    DIV2K_train_LR_bicubic/X2/0001x2.png   (also X3, X4; optional)
+    DIV2K_train_LR_x8/0001x8.png           (optional; DIV2K_train_LR_bicubic/X8 is accepted too)
+
+Output (``output``)::
+
+    DIV2K_train_HR_sub.lmdb
+    DIV2K_train_LR_bicubic_X{s}_sub.lmdb   for every requested scale
+
+Sub-images follow BasicSR's ``extract_subimages.py`` (overlapping ``crop_size`` windows every ``step`` pixels) on the
+HR image mod-cropped to the least common multiple of the scales, so the key ``0001_s001`` holds the same region in
+every database and LR size x scale == HR size for every key. A scale without its LR folder gets LR from HR: mod-crop
+to the scale, then MATLAB bicubic (:func:`msrn_plugin.prep.bicubic.bicubic_downscale`). Each database is written
+under a temporary name, checked and renamed (:mod:`msrn_plugin.prep.lmdb_writer`), so reruns skip finished
+databases and an interrupted run never leaves one that looks complete.
+"""
+import logging
+import multiprocessing
+import os
+import re
+import shutil
+import time
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from msrn_plugin.data.lmdb_check import LmdbIntegrityError, check_lmdb, check_paired_lmdb
+from msrn_plugin.imageio import is_image_file, read_image
+from msrn_plugin.prep import PrepError
+from msrn_plugin.prep.bicubic import bicubic_downscale, mod_crop
+from msrn_plugin.prep.lmdb_writer import Item, read_prep_info, write_lmdb_atomic
+from msrn_plugin.prep.subimages import check_grid, scales_lcm, subimage_positions
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ('train', 'valid')
+COMPRESS_LEVEL = 1
+#: GT patch size of ``options/train_MSRN_x{s}.yml`` (64x64 LR patches, as in the paper).
+TRAIN_GT_SIZE = {2: 128, 3: 192, 4: 256, 8: 512}
+_KEY_SAFE = re.compile(r'^[A-Za-z0-9_-]+$')
+# Settings that decide which sub-images a database holds; a rerun must match them to reuse a database.
+_GRID_SETTINGS = ('crop_size', 'step', 'thresh_size', 'grid_multiple', 'split')
+
+
+def hr_lmdb_name(split: str = 'train') -> str:
+    """``DIV2K_{split}_HR_sub.lmdb``."""
+    return f'DIV2K_{split}_HR_sub.lmdb'
+
+
+def lr_lmdb_name(scale: int, split: str = 'train') -> str:
+    """``DIV2K_{split}_LR_bicubic_X{scale}_sub.lmdb``."""
+    return f'DIV2K_{split}_LR_bicubic_X{scale}_sub.lmdb'
+
+
+def lr_folder_candidates(root: str, scale: int, split: str = 'train') -> List[str]:
+    """LR folders of the official download for a scale, in order of preference."""
+    folders = [os.path.join(root, f'DIV2K_{split}_LR_bicubic', f'X{scale}')]
+    if scale == 8:
+        folders.append(os.path.join(root, f'DIV2K_{split}_LR_x8'))
+    return folders
+
+
+def image_size(path: str) -> Tuple[int, int]:
+    """(height, width) of an image file, from its header.
+
+    Raises:
+        PrepError: If the file cannot be opened as an image.
+    """
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise PrepError(f'{path}: not a readable image ({err}); re-download or remove it.') from None
+    return h, w
+
+
+def read_bgr(path: str) -> np.ndarray:
+    """Read an 8-bit image as HxWx3 BGR (gray is replicated, alpha dropped).
+
+    Raises:
+        msrn_plugin.imageio.ImageReadError: Missing, empty or undecodable file.
+        PrepError: A 16-bit image.
+    """
+    img = read_image(path)
+    if img.dtype != np.uint8:
+        raise PrepError(f'{path}: {img.dtype} image; DIV2K preparation expects 8-bit images, convert it first.')
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    if img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    return img
+
+
+class _Image:
+    """One HR image of the tree and what each database takes from it."""
+
+    def __init__(self, stem: str, hr_path: str, size: Tuple[int, int]):
+        self.stem = stem
+        self.hr_path = hr_path
+        self.size = size
+        self.lr_paths: Dict[int, str] = {}
+        self.positions: List[Tuple[int, int]] = []
+
+    def keys(self) -> List[str]:
+        return [f'{self.stem}_s{i:03d}' for i in range(1, len(self.positions) + 1)]
+
+
+def _scan_hr(root: str, split: str) -> List[_Image]:
+    hr_dir = os.path.join(root, f'DIV2K_{split}_HR')
+    if not os.path.isdir(hr_dir):
+        raise PrepError(f'{hr_dir}: HR folder not found. --root must be the folder that contains DIV2K_{split}_HR/ '
+                        f'(with 0001.png, ...), as extracted from DIV2K_{split}_HR.zip.')
+    images = []
+    for name in sorted(os.listdir(hr_dir)):
+        path = os.path.join(hr_dir, name)
+        if not (os.path.isfile(path) and is_image_file(name)):
+            continue
+        stem = os.path.splitext(name)[0]
+        if not _KEY_SAFE.match(stem):
+            raise PrepError(f'{path}: the name {stem!r} cannot be an LMDB key (use letters, digits, _ and -); '
+                            'rename the file.')
+        if images and images[-1].stem == stem:
+            raise PrepError(f'{path}: two HR images named {stem!r} (different extensions); keep one.')
+        images.append(_Image(stem, path, image_size(path)))
+    if not images:
+        raise PrepError(f'{hr_dir}: no HR image found; expected 0001.png, 0002.png, ...')
+    return images
+
+
+def _scan_lr(root: str, split: str, scale: int, images: List[_Image]) -> Optional[str]:
+    """Attach the official LR files of one scale to ``images``; None (generate from HR) when there is no folder."""
+    lr_dir = next((d for d in lr_folder_candidates(root, scale, split) if os.path.isdir(d)), None)
+    if lr_dir is None:
+        return None
+    by_stem = {img.stem: img for img in images}
+    pattern = re.compile(rf'^(?P<stem>.+)x{scale}\.\w+$')
+    for name in sorted(os.listdir(lr_dir)):
+        path = os.path.join(lr_dir, name)
+        if not (os.path.isfile(path) and is_image_file(name)):
+            continue
+        m = pattern.match(name)
+        img = by_stem.get(m.group('stem')) if m else None
+        if img is None:
+            raise PrepError(f'{path}: LR file without its HR partner (expected DIV2K_{split}_HR/'
+                            f'{m.group("stem") if m else os.path.splitext(name)[0]}.png, named like 0001x{scale}.png '
+                            f'for 0001.png); restore the HR image or remove this file.')
+        h, w = img.size
+        lh, lw = image_size(path)
+        if (lh, lw) != (h // scale, w // scale):
+            raise PrepError(f'{path}: LR size {lw}x{lh}, expected {w // scale}x{h // scale} (its HR {img.hr_path} '
+                            f'is {w}x{h}, divided by {scale}); is it in the right X{scale} folder? Re-download it, '
+                            f'or delete {lr_dir} to generate x{scale} LR from HR.')
+        img.lr_paths[scale] = path
+    missing = [img for img in images if scale not in img.lr_paths]
+    if missing:
+        img = missing[0]
+        raise PrepError(f'{img.hr_path} has no x{scale} LR partner {os.path.join(lr_dir, f"{img.stem}x{scale}.png")} '
+                        f'({len(missing)} HR image(s) lack one); complete {lr_dir} from the official download, or '
+                        f'delete that folder to generate x{scale} LR from HR.')
+    return lr_dir
+
+
+def _subimage_task(task: tuple) -> List[Item]:
+    """Worker: the encoded sub-images of one image for one database."""
+    stem, path, scale, generate, positions, crop_size = task
+    img = read_bgr(path)
+    if generate:
+        img = bicubic_downscale(mod_crop(img, scale), scale)
+    size = crop_size // scale
+    items = []
+    for i, (y, x) in enumerate(positions, 1):
+        patch = img[y // scale:y // scale + size, x // scale:x // scale + size]
+        if patch.shape[:2] != (size, size):
+            raise PrepError(f'{path}: too small for sub-image {i} at ({y}, {x}); re-download it.')
+        ok, buf = cv2.imencode('.png', np.ascontiguousarray(patch), [cv2.IMWRITE_PNG_COMPRESSION, COMPRESS_LEVEL])
+        if not ok:
+            raise PrepError(f'{path}: PNG encoding of sub-image {i} failed.')
+        items.append((f'{stem}_s{i:03d}', buf.tobytes(), (size, size, 3)))
+    return items
+
+
+def _worker_init() -> None:
+    import torch
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
+def _existing(path: str, settings: dict, keys: List[str]) -> bool:
+    """True if ``path`` is a finished database for these settings and keys; raise if it exists but is not."""
+    if not os.path.exists(path):
+        return False
+    try:
+        meta = check_lmdb(path)
+    except LmdbIntegrityError as err:
+        raise PrepError(f'{path} exists but is incomplete or damaged: {err}') from None
+    info = read_prep_info(path)
+    if info is None:
+        raise PrepError(f'{path} exists but has no prep_info.json (written by another tool?), so it cannot be '
+                        'matched to these settings; delete it to re-create it, or pass another --output.')
+    diff = [f'{k}={info.get(k)!r} (asked {settings[k]!r})' for k in settings if info.get(k) != settings[k]]
+    if diff:
+        raise PrepError(f'{path} exists with other settings: {", ".join(diff)}; rerun with those settings, or delete '
+                        'it (and the databases made with it) to re-create it.')
+    if list(meta) != keys:
+        raise PrepError(f'{path} exists but holds other sub-images ({len(meta)} keys, {len(keys)} expected; the HR '
+                        'images changed?); delete it to re-create it.')
+    return True
+
+
+def _disk_bytes(path: str) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for name in files:
+            st = os.stat(os.path.join(dirpath, name))
+            total += min(st.st_size, st.st_blocks * 512)
+    return total
+
+
+def prepare_div2k(root: str,
+                  output: str,
+                  scales: Sequence[int] = (2, 3, 4, 8),
+                  workers: int = 1,
+                  crop_size: int = 576,
+                  step: int = 288,
+                  thresh_size: int = 0,
+                  split: str = 'train',
+                  progress: bool = True) -> dict:
+    """Turn a DIV2K tree into the sub-image LMDBs the training options read.
+
+    Every input is checked before anything is written (HR folder, LR partners and sizes, image headers, existing
+    outputs, free disk space). Finished databases with the same settings are skipped.
+
+    Args:
+        root (str): Folder containing ``DIV2K_{split}_HR/`` and, optionally, the official LR folders.
+        output (str): Folder for the ``.lmdb`` databases (created), e.g. ``datasets/DIV2K``.
+        scales (Sequence[int]): Scales to prepare. Default: (2, 3, 4, 8).
+        workers (int): Processes that read, resize and encode images (1: in this process). Default: 1.
+        crop_size (int): Sub-image size in HR pixels; a multiple of every scale, at least the training GT patch
+            (512 for x8). Default: 576.
+        step (int): Sub-image grid step in HR pixels; a multiple of every scale. Default: 288.
+        thresh_size (int): Add a last row/column flush with the border when more than this many pixels are left
+            over. Default: 0.
+        split (str): 'train' or 'valid'. Default: 'train'.
+        progress (bool): Show progress bars. Default: True.
+
+    Returns:
+        dict: ``num_images``, ``num_subimages``, ``small_images`` (stems smaller than ``crop_size``, not used) and
+        ``databases``: {'hr': info, 2: info, ...} with ``path``, ``status`` ('written' or 'skipped'), ``source``
+        ('hr', 'official' or 'generated'), ``seconds``, ``disk_bytes``, ``num_images``.
+
+    Raises:
+        PrepError: Bad input or output, naming the file and the fix (also for a full disk).
+        msrn_plugin.imageio.ImageReadError: An image whose header reads but whose data does not decode.
+    """
+    if split not in SPLITS:
+        raise PrepError(f"split must be 'train' or 'valid', got {split!r}.")
+    scales = sorted(set(int(s) for s in scales))
+    check_grid(crop_size, step, thresh_size, scales)
+    if workers < 1:
+        raise PrepError(f'workers must be >= 1, got {workers}.')
+    multiple = scales_lcm(scales)
+    for s in scales:
+        if crop_size < TRAIN_GT_SIZE.get(s, 0):
+            logger.warning('crop_size %d is smaller than the %dx%d GT patches of options/train_MSRN_x%d.yml: lower '
+                           'gt_size there or use a larger crop_size.', crop_size, TRAIN_GT_SIZE[s], TRAIN_GT_SIZE[s], s)
+
+    # 1. Scan and check every input before writing anything.
+    images = _scan_hr(root, split)
+    lr_dirs = {s: _scan_lr(root, split, s, images) for s in scales}
+    small = []
+    for img in images:
+        h, w = img.size
+        img.positions = subimage_positions(h - h % multiple, w - w % multiple, crop_size, step, thresh_size)
+        if not img.positions:
+            small.append(img.stem)
+    if small:
+        logger.warning('%d image(s) smaller than crop_size %d are not used: %s', len(small), crop_size,
+                       ', '.join(small[:10]))
+    used = [img for img in images if img.positions]
+    if not used:
+        raise PrepError(f'{os.path.join(root, f"DIV2K_{split}_HR")}: no image is at least {crop_size}x{crop_size} '
+                        f'(after cropping to a multiple of {multiple}); use a smaller crop_size.')
+    keys = [k for img in used for k in img.keys()]
+
+    # 2. Decide what is left to do; existing outputs must be complete and match.
+    grid = dict(crop_size=crop_size, step=step, thresh_size=thresh_size, grid_multiple=multiple, split=split)
+    plan = [('hr', 1, os.path.join(output, hr_lmdb_name(split)), 'hr')]
+    plan += [(s, s, os.path.join(output, lr_lmdb_name(s, split)), 'official' if lr_dirs[s] else 'generated')
+             for s in scales]
+    todo = [p for p in plan if not _existing(p[2], dict(grid, scale=p[1]), keys)]
+
+    # 3. Free space: raw size of the sub-images times the PNG ratio of a sample.
+    os.makedirs(output, exist_ok=True)
+    if todo:
+        sample = _subimage_task((used[0].stem, used[0].hr_path, 1, False, used[0].positions[:1], crop_size))[0]
+        ratio = len(sample[1]) / (crop_size * crop_size * 3)
+        raw = {name: len(keys) * (crop_size // s)**2 * 3 for name, s, _, _ in todo}
+        needed = int(sum(raw.values()) * ratio) + 8192 * len(keys) * len(todo)
+        free = shutil.disk_usage(output).free
+        if free < needed:
+            raise PrepError(f'{output}: not enough disk space: {free / 2**20:.1f} MiB free, about {needed / 2**20:.1f} '
+                            f'MiB needed for {len(todo)} database(s); free some space or pass another --output.')
+
+    result = {'num_images': len(images), 'num_subimages': len(keys), 'small_images': small, 'databases': {}}
+    ctx = multiprocessing.get_context('fork' if 'fork' in multiprocessing.get_all_start_methods() else 'spawn')
+    pool = ctx.Pool(workers, initializer=_worker_init) if workers > 1 else None
+    try:
+        for name, s, path, source in plan:
+            entry = {'path': path, 'source': source}
+            result['databases'][name] = entry
+            if all(p[2] != path for p in todo):
+                entry.update(status='skipped', seconds=0.0, disk_bytes=_disk_bytes(path), num_images=len(keys))
+                logger.info('%s: complete, skipped.', path)
+                continue
+            tasks = [(img.stem, img.lr_paths[s] if source == 'official' else img.hr_path, s, source == 'generated',
+                      img.positions, crop_size) for img in used]
+            start = time.perf_counter()
+            results = pool.imap(_subimage_task, tasks) if pool else map(_subimage_task, tasks)
+            bar = tqdm(results, total=len(tasks), unit='image', desc=os.path.basename(path), disable=not progress)
+
+            def items(bar=bar) -> Iterator[Item]:
+                for image_items in bar:
+                    yield from image_items
+
+            hr_path = result['databases']['hr']['path']
+            verify = None if name == 'hr' else (lambda tmp, s=s, hr_path=hr_path: check_paired_lmdb(tmp, hr_path, s))
+            info = dict(grid, scale=s, source=source, compress_level=COMPRESS_LEVEL)
+            try:
+                count = write_lmdb_atomic(path, items(), map_size=int(raw[name] * 1.1) + 8192 * len(keys) + 2**26,
+                                          info=info, verify=verify, compress_level=COMPRESS_LEVEL)
+            finally:
+                bar.close()
+            entry.update(status='written', seconds=time.perf_counter() - start, disk_bytes=_disk_bytes(path),
+                         num_images=count)
+            logger.info('%s: %d sub-images (from %s) in %.1f s, %.1f MiB.', path, count,
+                        {'hr': 'HR', 'official': 'official LR', 'generated': 'HR, MATLAB bicubic'}[source],
+                        entry['seconds'], entry['disk_bytes'] / 2**20)
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+    return result

@@ -1,0 +1,144 @@
+"""Write a BasicSR LMDB so that a database under its final name is always complete.
+
+Images go to ``NAME.partial.lmdb`` through BasicSR's :class:`basicsr.utils.lmdb_util.LmdbMaker`; the result is
+checked (every key of ``meta_info.txt`` present with its size, plus a caller's check), a ``prep_info.json`` with the
+settings is added, and only then is the folder renamed to ``NAME.lmdb``. An interrupted run (Ctrl-C, an error, a
+kill) leaves at most a ``.partial.lmdb`` folder, which the next run deletes and redoes.
+"""
+import errno
+import json
+import logging
+import os
+import shutil
+from typing import Callable, Iterable, Optional, Tuple
+
+import lmdb
+
+from basicsr.utils.lmdb_util import LmdbMaker
+from msrn_plugin.data.lmdb_check import check_lmdb
+from msrn_plugin.prep import PrepError
+
+logger = logging.getLogger(__name__)
+Item = Tuple[str, bytes, Tuple[int, int, int]]
+INFO_FILE = 'prep_info.json'
+
+
+def partial_path(lmdb_path: str) -> str:
+    """Where :func:`write_lmdb_atomic` writes before the rename: ``X.lmdb`` -> ``X.partial.lmdb``."""
+    return lmdb_path[:-len('.lmdb')] + '.partial.lmdb'
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _free_bytes(folder: str) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 0
+
+
+def _is_disk_full(err: BaseException, folder: str) -> bool:
+    """Whether a write error means "no space": LMDB reports ENOSPC at commit as a bare I/O error, so an LMDB error
+    while less than 16 MiB are free counts too (checked before the partial database is removed)."""
+    if isinstance(err, (lmdb.DiskError, lmdb.MapFullError)):
+        return True
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(err, lmdb.Error) and _free_bytes(folder) < 2**24
+
+
+def _quietly(*actions: Callable[[], object]) -> None:
+    """Run clean-up actions, each even if an earlier one fails (e.g. flushing a file on a full disk)."""
+    for action in actions:
+        try:
+            action()
+        except Exception:  # noqa: BLE001  (clean-up after the error that is being raised)
+            pass
+
+
+def disk_full_error(lmdb_path: str, err: BaseException) -> PrepError:
+    """The error raised when a database does not fit: names the folder, the free space and the fix."""
+    folder = os.path.dirname(os.path.abspath(lmdb_path))
+    free = _free_bytes(folder)
+    return PrepError(f'{lmdb_path}: disk full ({err}); {free / 2**20:.1f} MiB free in {folder}. Free some space or '
+                     'pass another --output; the unfinished database was removed, finished ones are kept.')
+
+
+def write_lmdb_atomic(lmdb_path: str,
+                      items: Iterable[Item],
+                      map_size: int,
+                      info: dict,
+                      verify: Optional[Callable[[str], None]] = None,
+                      compress_level: int = 1) -> int:
+    """Write ``items`` to the LMDB ``lmdb_path`` atomically.
+
+    Args:
+        lmdb_path (str): Final ``.lmdb`` folder; must not exist.
+        items (Iterable[tuple[str, bytes, tuple]]): (key, encoded PNG, (h, w, c)) in the order to write.
+        map_size (int): LMDB map size in bytes (an upper bound of the data size; the file grows as needed).
+        info (dict): JSON-serialisable settings, saved as ``prep_info.json`` in the database folder.
+        verify (Callable[[str], None] | None): Extra check run on the finished temporary database (raises to refuse
+            it). Default: None.
+        compress_level (int): PNG compression level recorded in ``meta_info.txt``. Default: 1.
+
+    Returns:
+        int: Number of images written.
+
+    Raises:
+        PrepError: Disk full (the temporary folder is removed), or whatever ``items``/``verify`` raise.
+    """
+    if os.path.exists(lmdb_path):
+        raise PrepError(f'{lmdb_path}: already exists; delete it first.')
+    tmp = partial_path(lmdb_path)
+    if os.path.exists(tmp):
+        logger.warning('Removing %s, left by an interrupted run.', tmp)
+        shutil.rmtree(tmp)
+    os.makedirs(os.path.dirname(os.path.abspath(lmdb_path)), exist_ok=True)
+    maker = None
+    count = 0
+    try:
+        maker = LmdbMaker(tmp, map_size=map_size, compress_level=compress_level)
+        for key, data, shape in items:
+            maker.put(data, key, shape)
+            count += 1
+        maker.close()
+        maker = None
+        if count == 0:
+            raise PrepError(f'{lmdb_path}: no image to write.')
+        check_lmdb(tmp, check_shapes=True)
+        if verify is not None:
+            verify(tmp)
+        with open(os.path.join(tmp, INFO_FILE), 'w', encoding='utf-8') as f:
+            json.dump(dict(info, num_images=count), f, indent=2, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync(os.path.join(tmp, 'meta_info.txt'))
+        os.rename(tmp, lmdb_path)
+        _fsync(os.path.dirname(os.path.abspath(lmdb_path)))
+    except BaseException as err:
+        full = _is_disk_full(err, os.path.dirname(os.path.abspath(lmdb_path)))
+        if maker is not None:
+            _quietly(maker.txn.abort, maker.env.close, maker.txt_file.close)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if full:
+            raise disk_full_error(lmdb_path, err) from err
+        raise
+    return count
+
+
+def read_prep_info(lmdb_path: str) -> Optional[dict]:
+    """The ``prep_info.json`` of a database written by :func:`write_lmdb_atomic`, or None if it has none."""
+    path = os.path.join(lmdb_path, INFO_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding='utf-8') as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None

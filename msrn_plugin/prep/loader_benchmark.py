@@ -1,0 +1,115 @@
+"""Training-data throughput: LMDB vs PNG folders, 0-2 loader workers, against MSRN's training-step consumption.
+
+Library code behind ``scripts/benchmark_data.py``; everything is built from the bundled photos in a temporary
+folder, so it runs anywhere without downloads.
+"""
+import os
+import time
+from typing import Dict, Sequence
+
+import torch
+from torch.utils.data import DataLoader
+
+from msrn_plugin.data.checked_paired_dataset import CheckedPairedImageDataset
+from msrn_plugin.data.lmdb_check import read_meta_info
+from msrn_plugin.imageio import write_image
+from msrn_plugin.photos import TRAIN_PHOTOS, load_photo
+from msrn_plugin.prep.div2k import hr_lmdb_name, lr_lmdb_name, prepare_div2k
+
+
+def build_miniature_div2k(root: str, photos: Sequence[str] = TRAIN_PHOTOS) -> str:
+    """Write ``root/DIV2K_train_HR/0001.png, ...`` from bundled photos (HR only); returns ``root``."""
+    for i, name in enumerate(photos, 1):
+        write_image(os.path.join(root, 'DIV2K_train_HR', f'{i:04d}.png'), load_photo(name))
+    return root
+
+
+def export_lmdb_to_folder(lmdb_path: str, folder: str) -> str:
+    """Write every image of a BasicSR LMDB to ``folder/KEY.png`` (the values are PNG files already); returns folder."""
+    import lmdb
+    os.makedirs(folder, exist_ok=True)
+    keys = list(read_meta_info(lmdb_path))
+    env = lmdb.open(lmdb_path, readonly=True, lock=False)
+    try:
+        with env.begin() as txn:
+            for key in keys:
+                with open(os.path.join(folder, f'{key}.png'), 'wb') as f:
+                    f.write(txn.get(key.encode('ascii')))
+    finally:
+        env.close()
+    return folder
+
+
+def paired_dataset_opt(gt: str, lq: str, backend: str, scale: int, gt_size: int) -> dict:
+    """Training options of the DIV2K pair as in ``options/train_MSRN_x{s}.yml`` (flips and rotations on)."""
+    return {'name': 'DIV2K', 'dataroot_gt': gt, 'dataroot_lq': lq, 'io_backend': {'type': backend},
+            'filename_tmpl': '{}', 'gt_size': gt_size, 'use_hflip': True, 'use_rot': True, 'scale': scale,
+            'phase': 'train'}
+
+
+def measure_loader(dataset_opt: dict, num_workers: int, batch_size: int = 16, num_batches: int = 20) -> float:
+    """Patches per second delivered by a DataLoader over ``CheckedPairedImageDataset`` (after one warm-up batch).
+
+    Args:
+        dataset_opt (dict): Dataset options (see :func:`paired_dataset_opt`).
+        num_workers (int): DataLoader worker processes (0: in this process).
+        batch_size (int): Patches per batch. Default: 16.
+        num_batches (int): Timed batches. Default: 20.
+
+    Returns:
+        float: Patches per second.
+    """
+    dataset = CheckedPairedImageDataset(dataset_opt)
+    sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=batch_size * (num_batches + 1))
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, drop_last=True)
+    it = iter(loader)
+    next(it)  # worker start-up and first reads are not throughput
+    start = time.perf_counter()
+    count = sum(batch['gt'].shape[0] for batch in it)
+    return count / (time.perf_counter() - start)
+
+
+def measure_train_step(scale: int = 4, batch_size: int = 16, lq_size: int = 64, num_feat: int = 64,
+                       num_block: int = 8, steps: int = 2) -> Dict[str, float]:
+    """Patches per second consumed by BasicSR ``SRModel.optimize_parameters`` with MSRN (L1, Adam), on the CPU.
+
+    Args:
+        scale (int): Upscale factor. Default: 4.
+        batch_size (int): Patches per step (the option files use 16). Default: 16.
+        lq_size (int): LR patch size (the paper uses 64). Default: 64.
+        num_feat (int): MSRN width. Default: 64.
+        num_block (int): MSRN blocks. Default: 8.
+        steps (int): Timed steps after one warm-up step. Default: 2.
+
+    Returns:
+        dict: ``seconds_per_step`` and ``patches_per_s``.
+    """
+    from basicsr.models.sr_model import SRModel
+    opt = {'num_gpu': 0, 'is_train': True, 'dist': False,
+           'network_g': {'type': 'MSRN', 'num_feat': num_feat, 'num_block': num_block, 'upscale': scale},
+           'path': {'pretrain_network_g': None, 'strict_load_g': True},
+           'train': {'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 1e-4},
+                     'scheduler': {'type': 'MultiStepLR', 'milestones': [200000], 'gamma': 0.5},
+                     'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}}}
+    model = SRModel(opt)
+    data = {'lq': torch.rand(batch_size, 3, lq_size, lq_size),
+            'gt': torch.rand(batch_size, 3, lq_size * scale, lq_size * scale)}
+    model.feed_data(data)
+    model.optimize_parameters(1)
+    start = time.perf_counter()
+    for i in range(steps):
+        model.feed_data(data)
+        model.optimize_parameters(i + 2)
+    seconds = (time.perf_counter() - start) / steps
+    return {'seconds_per_step': seconds, 'patches_per_s': batch_size / seconds}
+
+
+def prepare_benchmark_data(root: str, scale: int = 4, crop_size: int = 288, step: int = 144) -> Dict[str, str]:
+    """Miniature DIV2K from the bundled photos: HR + x``scale`` LMDBs and the same sub-images as PNG folders."""
+    build_miniature_div2k(root)
+    out = os.path.join(root, 'out')
+    prepare_div2k(root, out, scales=(scale, ), crop_size=crop_size, step=step, progress=False)
+    gt_lmdb, lq_lmdb = os.path.join(out, hr_lmdb_name()), os.path.join(out, lr_lmdb_name(scale))
+    return {'gt_lmdb': gt_lmdb, 'lq_lmdb': lq_lmdb,
+            'gt_disk': export_lmdb_to_folder(gt_lmdb, os.path.join(out, 'DIV2K_train_HR_sub')),
+            'lq_disk': export_lmdb_to_folder(lq_lmdb, os.path.join(out, f'DIV2K_train_LR_bicubic_X{scale}_sub'))}
