@@ -38,6 +38,8 @@ DEMO_OPTION = osp.join('options', 'demo_MSRN_x4.yml')
 DEMO_SCALE = 4
 #: Sub-image grid of the demo LMDB (HR pixels): 192x192 crops every 96 pixels, for 96x96 GT patches.
 DEMO_CROP_SIZE, DEMO_STEP = 192, 96
+#: GT patch size of options/demo_MSRN_x4.yml (24x24 LR patches).
+DEMO_GT_SIZE = 96
 
 
 def build_demo_data(data_root: str = osp.join('datasets', 'demo'), progress: bool = True) -> Dict[str, str]:
@@ -66,7 +68,7 @@ def build_demo_data(data_root: str = osp.join('datasets', 'demo'), progress: boo
         if not osp.isfile(path):
             write_image(path, load_photo(name))
     prepare_div2k(raw, osp.join(data_root, 'DIV2K'), scales=(DEMO_SCALE, ), crop_size=DEMO_CROP_SIZE, step=DEMO_STEP,
-                  progress=progress)
+                  progress=progress, gt_size=DEMO_GT_SIZE)
     prepare_benchmark(holdout_dir, osp.join(data_root, 'holdout'), scales=(DEMO_SCALE, ), progress=progress)
     return dict(
         train_hr=osp.join(data_root, 'DIV2K', 'DIV2K_train_HR_sub.lmdb'),

@@ -1,6 +1,4 @@
 """Official-checkpoint conversion: output equality with the official network, strict loading, clear errors."""
-import pickle
-
 import pytest
 import torch
 from basicsr.models.base_model import BaseModel
@@ -91,7 +89,8 @@ class _Evil:
 
 def test_pickled_code_is_refused(tmp_path):
     src = tmp_path / 'evil.pt'
-    with open(src, 'wb') as f:
-        pickle.dump({'head.0.weight': _Evil()}, f)
-    with pytest.raises(CheckpointError, match='refused to load: the file holds pickled Python objects'):
+    torch.save({'head.0.weight': _Evil()}, src)
+    with pytest.raises(CheckpointError, match=r'refused to load: the file holds pickled Python objects, not only '
+                       r'weights \(it would import and call builtins.print\)'):
         convert_official_checkpoint(src, tmp_path / 'out.pth')
+    assert not (tmp_path / 'out.pth').exists()

@@ -231,7 +231,8 @@ def prepare_div2k(root: str,
                   step: int = 288,
                   thresh_size: int = 0,
                   split: str = 'train',
-                  progress: bool = True) -> dict:
+                  progress: bool = True,
+                  gt_size: Optional[int] = None) -> dict:
     """Turn a DIV2K tree into the sub-image LMDBs the training options read.
 
     Every input is checked before anything is written (HR folder, LR partners and sizes, image headers, existing
@@ -249,6 +250,8 @@ def prepare_div2k(root: str,
             over. Default: 0.
         split (str): 'train' or 'valid'. Default: 'train'.
         progress (bool): Show progress bars. Default: True.
+        gt_size (int | None): The training GT patch size the sub-images must hold; a warning is logged when
+            ``crop_size`` is smaller. Default: None, the paper options' 64 x scale (``options/train_MSRN_x{s}.yml``).
 
     Returns:
         dict: ``num_images``, ``num_subimages``, ``small_images`` (stems smaller than ``crop_size``, not used) and
@@ -267,7 +270,10 @@ def prepare_div2k(root: str,
         raise PrepError(f'workers must be >= 1, got {workers}.')
     multiple = scales_lcm(scales)
     for s in scales:
-        if crop_size < TRAIN_GT_SIZE.get(s, 0):
+        if gt_size is not None and crop_size < gt_size:
+            logger.warning('crop_size %d is smaller than the %dx%d GT patches asked for: use a larger crop_size.',
+                           crop_size, gt_size, gt_size)
+        elif gt_size is None and crop_size < TRAIN_GT_SIZE.get(s, 0):
             logger.warning('crop_size %d is smaller than the %dx%d GT patches of options/train_MSRN_x%d.yml: lower '
                            'gt_size there or use a larger crop_size.', crop_size, TRAIN_GT_SIZE[s], TRAIN_GT_SIZE[s], s)
 
