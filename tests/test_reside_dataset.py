@@ -1,0 +1,156 @@
+"""RESIDEDataset: RESIDE name pairing (ITS, OTS, SOTS), missing partners, centre crops, training crops, LMDB."""
+import copy
+import re
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from basicsr.data import build_dataset
+from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+
+from msrn_plugin.data.reside_dataset import RESIDEDataset, center_crop_to, clear_stem_for, pair_reside_names
+
+
+def make_opt(hazy, clear, phase='val', **extra):
+    opt = {'name': 'reside', 'type': 'RESIDEDataset', 'dataroot_lq': str(hazy), 'dataroot_gt': str(clear),
+           'io_backend': {'type': 'disk'}, 'phase': phase}
+    opt.update(extra)
+    return opt
+
+
+@pytest.fixture
+def sots_like(tmp_path, photo_bgr):
+    """SOTS-indoor-like pairs: clear 80x100 PNGs, hazy 60x80 (= the clear's centre, inverted) with haze levels."""
+    hazy, clear = tmp_path / 'hazy', tmp_path / 'clear'
+    hazy.mkdir()
+    clear.mkdir()
+    for i, stem in enumerate(['1400', '1401']):
+        img = photo_bgr[50 * i:50 * i + 80, 100:200]
+        cv2.imwrite(str(clear / f'{stem}.png'), img)
+        for level in (1, 2):
+            cv2.imwrite(str(hazy / f'{stem}_{level}.png'), 255 - img[10:70, 10:90])
+    return hazy, clear
+
+
+# ---------------------------------------------------------------- naming
+@pytest.mark.parametrize('hazy, clears, expected', [
+    ('1400_3', {'1400', '1401'}, '1400'),  # SOTS indoor
+    ('1_1_0.90179', {'1', '2'}, '1'),  # ITS: image, index, beta
+    ('0001_0.8_0.2', {'0001'}, '0001'),  # OTS / SOTS outdoor: image, A, beta
+    ('motorcycle_left_0.85_1.200', {'motorcycle', 'motorcycle_left'}, 'motorcycle_left'),  # synthesize_haze.py
+    ('foo_bar', {'foo'}, None),  # the rest is not numbers
+    ('1400', {'1400'}, None),  # no haze suffix
+    ('1400_3', {'140'}, None),
+])
+def test_clear_stem_for(hazy, clears, expected):
+    assert clear_stem_for(hazy, clears) == expected
+
+
+def test_pairing_across_extensions_and_folders():
+    pairs = pair_reside_names(['0002_0.9_0.1.jpg', '0001_0.8_0.2.jpg', 'sub/0001_1_0.04.jpg'],
+                              ['0001.png', '0002.png', '0003.png'])
+    assert pairs == [('0001_0.8_0.2.jpg', '0001.png'), ('0002_0.9_0.1.jpg', '0002.png'),
+                     ('sub/0001_1_0.04.jpg', '0001.png')]
+
+
+def test_missing_partner_is_a_clear_error():
+    message = ('H: 2 hazy image(s) have no clear partner in C: 0003_0.8_0.2.jpg, hazy.png. RESIDE names a hazy image '
+               '<clear name>_<numbers> (e.g. 1400_3.png for 1400.png, 0001_0.8_0.2.jpg for 0001.jpg); add the clear '
+               'images or remove those files.')
+    with pytest.raises(ValueError, match=re.escape(message) + '$'):
+        pair_reside_names(['0001_0.8_0.2.jpg', '0003_0.8_0.2.jpg', 'hazy.png'], ['0001.jpg', '0002.jpg'], 'H', 'C')
+
+
+def test_duplicate_clear_and_empty_hazy_are_errors():
+    with pytest.raises(ValueError, match=re.escape('C: several clear images share a name (stem): 0001.jpg / '
+                                                   '0001.png; keep one file per clear image.')):
+        pair_reside_names(['0001_1.png'], ['0001.png', '0001.jpg'], 'H', 'C')
+    with pytest.raises(ValueError, match=re.escape('H: no hazy images found; check dataroot_lq.')):
+        pair_reside_names([], ['0001.png'], 'H', 'C')
+
+
+def test_center_crop_to():
+    img = np.arange(480 * 640).reshape(480, 640, 1)
+    crop = center_crop_to(img, 460, 620)
+    assert crop.shape == (460, 620, 1) and crop[0, 0, 0] == img[10, 10, 0]  # SOTS indoor: 10-pixel border
+    assert center_crop_to(img, 480, 640) is img
+    with pytest.raises(ValueError, match=re.escape('x.png: the clear image (480x640) is smaller than its hazy image '
+                                                   '(500x640); the pair does not match: replace or remove one of '
+                                                   'them.')):
+        center_crop_to(img, 500, 640, 'x.png')
+
+
+# ---------------------------------------------------------------- dataset
+def test_validation_pairs_and_centre_crops(sots_like):
+    hazy, clear = sots_like
+    opt = make_opt(hazy, clear)
+    before = copy.deepcopy(opt)
+    dataset = build_dataset(opt)
+    assert isinstance(dataset, RESIDEDataset) and len(dataset) == 4 and opt == before
+    for i in range(4):
+        item = dataset[i]
+        assert item['lq'].shape == item['gt'].shape == (3, 60, 80)
+        assert torch.allclose(item['lq'], 1 - item['gt'], atol=1e-6)  # the crop is aligned with the hazy image
+        stem = item['lq_path'].split('/')[-1].split('_')[0]
+        assert item['gt_path'] == str(clear / f'{stem}.png')
+
+
+def test_training_crops_stay_aligned(sots_like):
+    hazy, clear = sots_like
+    dataset = RESIDEDataset(make_opt(hazy, clear, phase='train', gt_size=32, use_hflip=True, use_rot=True))
+    for i in range(8):
+        item = dataset[i % 4]
+        assert item['lq'].shape == item['gt'].shape == (3, 32, 32)
+        assert torch.allclose(item['lq'], 1 - item['gt'], atol=1e-6)
+
+
+def test_dataset_errors(tmp_path, sots_like):
+    hazy, clear = sots_like
+    with pytest.raises(ValueError, match=re.escape('reside: training needs gt_size (the patch size), e.g. gt_size: '
+                                                   '128.')):
+        RESIDEDataset(make_opt(hazy, clear, phase='train'))
+    with pytest.raises(FileNotFoundError, match=re.escape(f'reside.dataroot_gt: {tmp_path / "nope"} is not a folder; '
+                                                          'fix the path.')):
+        RESIDEDataset(make_opt(hazy, tmp_path / 'nope'))
+    cv2.imwrite(str(hazy / '1402_1.png'), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match=re.escape(f'{hazy}: 1 hazy image(s) have no clear partner in {clear}: '
+                                                   '1402_1.png.')):
+        RESIDEDataset(make_opt(hazy, clear))
+    # a clear image smaller than its hazy image
+    cv2.imwrite(str(clear / '1402.png'), np.zeros((4, 4, 3), np.uint8))
+    dataset = RESIDEDataset(make_opt(hazy, clear))
+    with pytest.raises(ValueError, match=re.escape(f'{clear / "1402.png"}: the clear image (4x4) is smaller than its '
+                                                   'hazy image (8x8)')):
+        dataset[4]  # 1402_1.png, after the four valid pairs
+
+
+def test_check_dataroots(tmp_path, sots_like):
+    hazy, clear = sots_like
+    assert RESIDEDataset.check_dataroots(make_opt(hazy, clear, gt_size=48), 'datasets.train', is_train=True) == []
+    problems = RESIDEDataset.check_dataroots(make_opt(hazy, clear, gt_size=64), 'datasets.train', is_train=True)
+    assert len(problems) == 1 and problems[0].startswith('datasets.train.gt_size: 64 is larger than the smallest '
+                                                         'sampled hazy image')
+    assert problems[0].endswith(': 60x80); use gt_size <= 60.')
+    assert RESIDEDataset.check_dataroots(make_opt(hazy, clear, gt_size=64), 'datasets.val') == []
+    cv2.imwrite(str(hazy / '1402_1.png'), np.zeros((8, 8, 3), np.uint8))
+    problems = RESIDEDataset.check_dataroots(make_opt(hazy, clear), 'datasets.val')
+    assert problems == [f'{hazy}: 1 hazy image(s) have no clear partner in {clear}: 1402_1.png. RESIDE names a hazy '
+                        'image <clear name>_<numbers> (e.g. 1400_3.png for 1400.png, 0001_0.8_0.2.jpg for 0001.jpg); '
+                        'add the clear images or remove those files.']
+    assert RESIDEDataset.check_dataroots(make_opt(hazy, tmp_path / 'x'), 'datasets.val') == [
+        f'datasets.val.dataroot_gt: {tmp_path / "x"} is not a folder; fix the path.']
+
+
+def test_lmdb_backend_matches_folders(tmp_path, sots_like):
+    hazy, clear = sots_like
+    hazy_names = sorted(p.name for p in hazy.iterdir())
+    make_lmdb_from_imgs(str(hazy), str(tmp_path / 'hazy.lmdb'), hazy_names, [n[:-4] for n in hazy_names])
+    make_lmdb_from_imgs(str(clear), str(tmp_path / 'clear.lmdb'), ['1400.png', '1401.png'], ['1400', '1401'])
+    from_lmdb = RESIDEDataset(make_opt(tmp_path / 'hazy.lmdb', tmp_path / 'clear.lmdb', io_backend={'type': 'lmdb'}))
+    from_disk = RESIDEDataset(make_opt(hazy, clear))
+    assert [p['lq_path'] for p in from_lmdb.paths] == ['1400_1', '1400_2', '1401_1', '1401_2']
+    assert [p['gt_path'] for p in from_lmdb.paths] == ['1400', '1400', '1401', '1401']
+    for i in range(4):
+        assert torch.equal(from_lmdb[i]['lq'], from_disk[i]['lq']) and torch.equal(from_lmdb[i]['gt'],
+                                                                                   from_disk[i]['gt'])
