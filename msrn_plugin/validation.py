@@ -289,6 +289,15 @@ def _check_dataroot(dataset_opt: Mapping, root_key: str, key: str, paired: bool)
     return _list_folder(path, key)
 
 
+def _dataset_class(dataset_type: Any) -> Optional[type]:
+    """The registered dataset class, or None for an unknown type (reported elsewhere)."""
+    from basicsr.utils.registry import DATASET_REGISTRY
+
+    if not isinstance(dataset_type, str) or dataset_type not in DATASET_REGISTRY:
+        return None
+    return DATASET_REGISTRY.get(dataset_type)
+
+
 def _is_paired(dataset_type: Any) -> bool:
     """Whether the dataset type is BasicSR's ``PairedImageDataset`` or a subclass (same pairing and cropping)."""
     from basicsr.data.paired_image_dataset import PairedImageDataset
@@ -409,6 +418,10 @@ def _check_datasets(opt: Mapping, is_train: bool, scale: Optional[int], max_samp
             ok = ok and not root_problems
         if is_train and phase == 'train' and scale is not None:
             problems += _check_gt_size_divisible(dataset_opt, scale, paired)
+        dataset_check = getattr(_dataset_class(dataset_opt.get('type')), 'check_dataroots', None)
+        if ok and dataset_check is not None:  # a dataset that pairs its files its own way checks them itself
+            problems += dataset_check(dataset_opt, prefix, is_train=is_train and phase == 'train',
+                                      max_samples=max_samples)
         if not ok or scale is None or not paired:
             continue
         pair_problems, pairs = _pair_sizes(dataset_opt, info['dataroot_lq'], info['dataroot_gt'], prefix, max_samples)

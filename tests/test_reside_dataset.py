@@ -154,3 +154,32 @@ def test_lmdb_backend_matches_folders(tmp_path, sots_like):
     for i in range(4):
         assert torch.equal(from_lmdb[i]['lq'], from_disk[i]['lq']) and torch.equal(from_lmdb[i]['gt'],
                                                                                    from_disk[i]['gt'])
+
+
+def test_startup_validation_reports_unpaired_hazy_images(tmp_path):
+    """msrn_plugin.validation calls RESIDEDataset.check_dataroots before any folder is created."""
+    import cv2
+    import numpy as np
+
+    from msrn_plugin.validation import OptionValidationError, validate_options
+
+    (tmp_path / 'hazy').mkdir()
+    (tmp_path / 'clear').mkdir()
+    cv2.imwrite(str(tmp_path / 'hazy' / '0001_0.8_0.2.png'), np.zeros((64, 64, 3), np.uint8))
+    opt = {
+        'name': 'reside_check', 'model_type': 'SRModel', 'scale': 1, 'num_gpu': 0,
+        'datasets': {'train': {'name': 'h', 'type': 'RESIDEDataset', 'dataroot_lq': str(tmp_path / 'hazy'),
+                               'dataroot_gt': str(tmp_path / 'clear'), 'io_backend': {'type': 'disk'}, 'gt_size': 32,
+                               'use_hflip': True, 'use_rot': True, 'batch_size_per_gpu': 1,
+                               'num_worker_per_gpu': 0}},
+        'network_g': {'type': 'MSRN', 'num_feat': 8, 'num_block': 1, 'upscale': 1, 'global_residual': True},
+        'path': {}, 'train': {'optim_g': {'type': 'Adam', 'lr': 1e-4}, 'total_iter': 1,
+                              'scheduler': {'type': 'MultiStepLR', 'milestones': [1], 'gamma': 0.5},
+                              'pixel_opt': {'type': 'L1Loss'}},
+        'logger': {'print_freq': 1, 'save_checkpoint_freq': 1},
+    }
+    with pytest.raises(OptionValidationError) as err:
+        validate_options(opt, is_train=True, source='reside.yml', resume=False)
+    assert f'{tmp_path / "hazy"}: 1 hazy image(s) have no clear partner in {tmp_path / "clear"}: 0001_0.8_0.2.png.' \
+        in str(err.value)
+    assert not (tmp_path / 'experiments').exists()
