@@ -3,7 +3,7 @@
 What it is: an end-to-end check of the whole pipeline (DIV2K-style LMDB preparation, BasicSR training with the plugin,
 validation, checkpoints, evaluation with the official protocol) on the photographs that scikit-image ships, sized to
 show a real gain over bicubic within minutes on 2 CPU cores. What it is not: the paper's model. The network is slim
-(``num_feat 32``, ``num_block 2`` instead of 64/8), trains for ~2k iterations on 8 photos instead of 1M iterations
+(``num_feat 32``, ``num_block 2`` instead of 64/8), trains for 1,200 iterations on 8 photos instead of 1M iterations
 on DIV2K, so its PSNR is far from the published MSRN figures.
 
 Layout it writes (under the working directory)::
