@@ -1,0 +1,479 @@
+"""Inference with trained MSRN checkpoints: configuration from the checkpoint, exact tiling, self-ensemble, image I/O.
+
+* :func:`load_msrn` reads a BasicSR checkpoint (``{'params': ...}`` / ``{'params_ema': ...}`` or a bare state dict)
+  with :func:`msrn_plugin.checkpoint.safe_torch_load`, infers the network configuration from the tensor shapes
+  (:func:`msrn_config_from_state_dict`), builds MSRN through BasicSR's ``ARCH_REGISTRY`` and loads it strictly. A
+  checkpoint of another architecture or of the wrong scale gets a :class:`~msrn_plugin.checkpoint.CheckpointError`
+  naming the file and the fix.
+* :func:`msrn_receptive_radius` derives, from the modules of an MSRN instance, how many LR pixels around a tile its
+  output can depend on. :func:`tile_forward` pads every tile by that many *real* neighbouring pixels (and only at the
+  true image border relies on the convolutions' zero padding), so the stitched output equals the whole-image output
+  up to float rounding while memory stays bounded by the tile size.
+* :class:`Upsampler` turns images as stored (gray, BGR, BGRA; 8- or 16-bit) into upscaled images of the same kind;
+  :func:`upscale_path` runs it over a file or a folder with a progress bar (:mod:`msrn_plugin.batch`).
+"""
+import logging
+import math
+import os
+import re
+from os import PathLike
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+import torch
+from basicsr.utils.registry import ARCH_REGISTRY
+from torch import nn
+from tqdm import tqdm
+
+from msrn_plugin.batch import BatchReport, collect_inputs, process_folder
+from msrn_plugin.checkpoint import CheckpointError, safe_torch_load
+from msrn_plugin.ensemble import self_ensemble
+from msrn_plugin.imageio import read_image, write_image
+
+PathType = Union[str, PathLike]
+Forward = Callable[[torch.Tensor], torch.Tensor]
+
+logger = logging.getLogger(__name__)
+
+#: Precision names accepted by :class:`Upsampler` (and the CLI's --fp32/--fp16/--bf16).
+DTYPES: Dict[str, torch.dtype] = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+#: Keys every MSRN state dict has.
+MSRN_REQUIRED_KEYS = ('conv_first.weight', 'body.0.conv_3_1.weight', 'body.0.conv_5_1.weight', 'conv_fusion.weight',
+                      'conv_after_fusion.weight', 'conv_last.weight')
+#: Key patterns of other BasicSR architectures, to say what a wrong checkpoint is.
+_OTHER_ARCHS = (('an RCAN', 'body.0.residual_group.0.rcab.0.weight'), ('an EDSR', 'conv_after_body.weight'),
+                ('an RRDBNet (ESRGAN / Real-ESRGAN)', 'body.0.rdb1.conv1.weight'), ('an MSRResNet', 'upconv1.weight'),
+                ('a SwinIR', 'patch_embed.norm.weight'))
+
+
+class UnsupportedImageError(ValueError):
+    """An image cannot be processed by this model (channel count, dtype); the message names the reason and the fix."""
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Checkpoint -> model
+# --------------------------------------------------------------------------------------------------------------------
+def extract_state_dict(checkpoint: object, source: str, param_key: Optional[str] = None) -> Dict[str, torch.Tensor]:
+    """Take the network weights out of a loaded checkpoint.
+
+    Args:
+        checkpoint (object): What :func:`safe_torch_load` returned.
+        source (str): The file name, for messages.
+        param_key (str | None): Key of the weights in a BasicSR checkpoint. None: ``'params_ema'`` when present
+            (BasicSR saves the EMA weights there), else ``'params'``, else the checkpoint itself when it is a bare
+            state dict. Default: None.
+
+    Returns:
+        dict[str, Tensor]: The state dict, with any ``module.`` prefix (DataParallel/DDP) removed.
+
+    Raises:
+        CheckpointError: If no state dict can be found.
+    """
+    if not isinstance(checkpoint, Mapping):
+        raise CheckpointError(f'{source}: expected a dict of weights, found a {type(checkpoint).__name__}; '
+                              'give a BasicSR checkpoint (net_g_*.pth).')
+    if param_key is not None:
+        if param_key not in checkpoint:
+            raise CheckpointError(f'{source}: no {param_key!r} entry (the checkpoint has {sorted(checkpoint)[:8]}); '
+                                  'choose one of those with --param_key.')
+        state_dict = checkpoint[param_key]
+    else:
+        found = [key for key in ('params_ema', 'params') if isinstance(checkpoint.get(key), Mapping)]
+        if found:
+            state_dict = checkpoint[found[0]]
+            logger.info(f'{source}: using the {found[0]!r} weights.')
+        elif checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+            state_dict = checkpoint
+        else:
+            raise CheckpointError(f'{source}: no network weights found (keys {sorted(checkpoint)[:8]}); expected '
+                                  "'params' or 'params_ema' (a BasicSR net_g_*.pth) or a bare state dict.")
+    if not isinstance(state_dict, Mapping) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise CheckpointError(f'{source}: the selected entry is not a state dict of tensors.')
+    return {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in state_dict.items()}
+
+
+def _describe_architecture(keys: Sequence[str]) -> str:
+    for name, key in _OTHER_ARCHS:
+        if key in keys:
+            return f'it looks like {name} checkpoint'
+    return f'its first keys are {list(keys)[:4]}'
+
+
+def msrn_config_from_state_dict(state_dict: Mapping[str, torch.Tensor], source: str = '<state_dict>') -> dict:
+    """Infer MSRN's network options from the shapes in its state dict.
+
+    ``num_feat`` and ``num_in_ch`` come from ``conv_first``, ``num_out_ch`` from ``conv_last``, ``num_block`` from the
+    ``body.{i}`` blocks (checked against ``conv_fusion``), ``upscale`` from the pixel-shuffle convolutions
+    (``upsample.{0,2,4}``: ``4 * num_feat`` outputs per x2 stage, ``9 * num_feat`` for x3; none for x1). ``img_range``
+    and ``global_residual`` are not stored in a state dict: the caller supplies them.
+
+    Args:
+        state_dict (Mapping[str, Tensor]): MSRN weights.
+        source (str): The file name, for messages. Default: '<state_dict>'.
+
+    Returns:
+        dict: ``{'type': 'MSRN', 'num_in_ch', 'num_out_ch', 'num_feat', 'num_block', 'upscale'}``.
+
+    Raises:
+        CheckpointError: If the weights are not MSRN's or are inconsistent.
+    """
+    keys = list(state_dict)
+    missing = [k for k in MSRN_REQUIRED_KEYS if k not in state_dict]
+    if missing:
+        raise CheckpointError(f'{source}: not an MSRN checkpoint ({_describe_architecture(keys)}; missing '
+                              f'{missing[:3]}). Give a checkpoint trained with network_g type MSRN.')
+    first = state_dict['conv_first.weight']
+    num_feat, num_in_ch = int(first.shape[0]), int(first.shape[1])
+    num_out_ch = int(state_dict['conv_last.weight'].shape[0])
+    blocks = sorted({int(m.group(1)) for m in (re.match(r'body\.(\d+)\.', k) for k in keys) if m})
+    num_block = len(blocks)
+    if blocks != list(range(num_block)):
+        raise CheckpointError(f'{source}: MSRN blocks are not numbered 0..{num_block - 1} ({blocks}); the checkpoint '
+                              'is damaged or was edited.')
+    fusion = tuple(state_dict['conv_fusion.weight'].shape)
+    if fusion[:2] != (num_feat, num_feat * (num_block + 1)):
+        raise CheckpointError(f'{source}: conv_fusion has shape {fusion}, but {num_block} blocks of {num_feat} '
+                              f'features need ({num_feat}, {num_feat * (num_block + 1)}, 1, 1); the checkpoint is '
+                              'damaged or not MSRN.')
+    stages = sorted(int(m.group(1)) for m in (re.fullmatch(r'upsample\.(\d+)\.weight', k) for k in keys) if m)
+    widths = [int(state_dict[f'upsample.{i}.weight'].shape[0]) for i in stages]
+    if not stages:
+        upscale = 1
+    elif widths == [9 * num_feat]:
+        upscale = 3
+    elif widths and all(w == 4 * num_feat for w in widths) and stages == list(range(0, 2 * len(stages), 2)):
+        upscale = 2**len(stages)
+    else:
+        raise CheckpointError(f'{source}: cannot infer the scale from the upsampler (convolutions {stages} with '
+                              f'{widths} outputs for num_feat {num_feat}); the checkpoint is damaged or not MSRN.')
+    return {'type': 'MSRN', 'num_in_ch': num_in_ch, 'num_out_ch': num_out_ch, 'num_feat': num_feat,
+            'num_block': num_block, 'upscale': upscale}
+
+
+def load_msrn(model_path: PathType,
+              scale: Optional[int] = None,
+              device: Union[str, torch.device] = 'cpu',
+              param_key: Optional[str] = None,
+              img_range: float = 255.,
+              global_residual: bool = False) -> Tuple[nn.Module, dict]:
+    """Build MSRN from a checkpoint, with the configuration read from the checkpoint itself.
+
+    The network is created through BasicSR's ``ARCH_REGISTRY`` (``build_network`` would also initialise BasicSR's
+    root logger without a log file, which then stays file-less for a later ``train_pipeline`` in the same process).
+
+    Args:
+        model_path (str | PathLike): BasicSR checkpoint (``net_g_*.pth``) or bare state dict.
+        scale (int | None): Expected scale; a checkpoint of another scale is refused. None: take the checkpoint's.
+            Default: None.
+        device (str | torch.device): Where the model goes. Default: 'cpu'.
+        param_key (str | None): See :func:`extract_state_dict`. Default: None.
+        img_range (float): MSRN's ``img_range`` (not stored in checkpoints; the plugin's and the official code's is
+            255). Default: 255.
+        global_residual (bool): MSRN's ``global_residual`` (only for x1 restoration models). Default: False.
+
+    Returns:
+        tuple[nn.Module, dict]: The model in eval mode, and its network options (``type`` included).
+
+    Raises:
+        CheckpointError: If the file is unreadable, not MSRN, of the wrong scale, or does not load strictly.
+    """
+    source = os.fspath(model_path)
+    state_dict = extract_state_dict(safe_torch_load(source), source, param_key)
+    opt = msrn_config_from_state_dict(state_dict, source)
+    if scale is not None and scale != opt['upscale']:
+        raise CheckpointError(f"{source}: this is an x{opt['upscale']} MSRN checkpoint, but scale {scale} was asked "
+                              f"for; use an x{scale} checkpoint or drop the scale option (-s) to run at "
+                              f"x{opt['upscale']}.")
+    mean = -state_dict['sub_mean.bias'] / img_range if 'sub_mean.bias' in state_dict else None
+    rgb_mean = mean.tolist() if mean is not None and mean.numel() == opt['num_in_ch'] else [0.5] * opt['num_in_ch']
+    opt.update(img_range=float(img_range), rgb_mean=rgb_mean, global_residual=global_residual)
+    kwargs = {k: v for k, v in opt.items() if k != 'type'}
+    try:
+        net = ARCH_REGISTRY.get('MSRN')(**kwargs)
+        net.load_state_dict(state_dict, strict=True)
+    except (RuntimeError, ValueError) as err:
+        raise CheckpointError(f'{source}: the weights do not fit MSRN({kwargs}): {str(err).splitlines()[0]}') from None
+    logger.info(f'{source}: MSRN x{opt["upscale"]}, num_feat {opt["num_feat"]}, num_block {opt["num_block"]}, '
+                f'{opt["num_in_ch"]} -> {opt["num_out_ch"]} channels.')
+    return net.eval().to(device), opt
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Receptive field and exact tiling
+# --------------------------------------------------------------------------------------------------------------------
+def _conv_radius(conv: nn.Module) -> int:
+    """Half-width of a stride-1, 'same'-padded convolution (its reach in its own feature map's pixels)."""
+    if not isinstance(conv, nn.Conv2d):
+        raise TypeError(f'expected nn.Conv2d, got {type(conv).__name__}')
+    (kh, kw), (dh, dw), (ph, pw), (sh, sw) = conv.kernel_size, conv.dilation, conv.padding, conv.stride
+    radius = max(dh * (kh - 1), dw * (kw - 1)) // 2
+    if (sh, sw) != (1, 1) or kh % 2 == 0 or kw % 2 == 0 or (ph, pw) != (dh * (kh - 1) // 2, dw * (kw - 1) // 2):
+        raise ValueError(f'{conv}: exact tiling needs odd kernels, stride 1 and "same" padding.')
+    return radius
+
+
+def msrn_receptive_radius(net: nn.Module) -> int:
+    """Reach of an MSRN, in LR pixels: output pixels of an LR-aligned block depend only on input within this margin.
+
+    Derived from the modules of ``net`` by following the interval of rows (or columns) that one LR pixel's output
+    needs, from the last convolution back to the input:
+
+    * ``conv_last`` (at HR resolution) widens the ``scale`` HR rows of one LR pixel by its radius;
+    * each pixel shuffle by ``f`` maps HR rows ``[lo, hi]`` to ``[floor(lo / f), floor(hi / f)]`` at the coarser
+      resolution, and each upsampler convolution widens by its radius there (the fractional LR reach of the HR-side
+      convolutions, 1/s + 1/2 + ..., rounds up to whole LR pixels in this walk);
+    * ``conv_after_fusion`` adds its radius; the 1x1 fusion and the skip connections add nothing;
+    * each MSRB adds the larger radius of its first pair (3x3 / 5x5) plus that of its second pair;
+    * ``conv_first`` adds its radius; the 1x1 mean shifts add nothing.
+
+    For the paper's MSRN (3x3 head, 8 blocks of 5x5 + 5x5) this gives 36 at x2/x3/x4/x8 and 35 at x1.
+
+    Args:
+        net (nn.Module): An MSRN instance (``msrn_plugin.archs.msrn_arch.MSRN``).
+
+    Returns:
+        int: The minimal ``tile_pad`` for exact tiling.
+    """
+    for name in ('conv_first', 'body', 'conv_after_fusion', 'upsample', 'conv_last'):
+        if not hasattr(net, name):
+            raise TypeError(f'{type(net).__name__} is not MSRN (no {name!r}); give tile_pad explicitly.')
+    lo, hi = 0, net.upscale - 1  # HR rows of LR row 0
+    lo, hi = lo - _conv_radius(net.conv_last), hi + _conv_radius(net.conv_last)
+    for module in reversed(list(net.upsample.children()) if isinstance(net.upsample, nn.Sequential) else []):
+        if isinstance(module, nn.PixelShuffle):
+            lo, hi = math.floor(lo / module.upscale_factor), math.floor(hi / module.upscale_factor)
+        else:
+            r = _conv_radius(module)
+            lo, hi = lo - r, hi + r
+    reach = _conv_radius(net.conv_after_fusion) + _conv_radius(net.conv_first)
+    for block in net.body:
+        reach += max(_conv_radius(block.conv_3_1), _conv_radius(block.conv_5_1))
+        reach += max(_conv_radius(block.conv_3_2), _conv_radius(block.conv_5_2)) + _conv_radius(block.confusion)
+    return max(-lo, hi) + reach
+
+
+def tile_forward(forward: Forward,
+                 x: torch.Tensor,
+                 scale: int,
+                 tile: int,
+                 tile_pad: int,
+                 out_device: Optional[torch.device] = None,
+                 progress: bool = False) -> torch.Tensor:
+    """Run ``forward`` tile by tile and stitch the outputs.
+
+    Each ``tile`` x ``tile`` LR tile is cut out with ``tile_pad`` real neighbouring pixels on every side that has
+    neighbours (at the image border nothing is added, so the network's own zero padding acts exactly as on the whole
+    image); the padded part of the output is cropped away. With ``tile_pad`` at least the model's reach (for MSRN,
+    :func:`msrn_receptive_radius`) the result equals ``forward(x)`` up to float rounding.
+
+    Args:
+        forward (Callable): Maps (N, C, h, w) to (N, C', scale * h, scale * w).
+        x (Tensor): Input (N, C, H, W).
+        scale (int): Upscaling factor of ``forward``.
+        tile (int): Tile size in LR pixels (> 0).
+        tile_pad (int): Overlap in LR pixels (>= 0).
+        out_device (torch.device | None): Where the full output is assembled (e.g. the CPU while tiles run on a
+            GPU). None: ``x.device``. Default: None.
+        progress (bool): Show a tqdm bar over tiles. Default: False.
+
+    Returns:
+        Tensor: (N, C', scale * H, scale * W), float32 on ``out_device``.
+    """
+    if tile <= 0 or tile_pad < 0:
+        raise ValueError(f'tile must be > 0 and tile_pad >= 0, got tile={tile}, tile_pad={tile_pad}')
+    n, _, h, w = x.shape
+    out_device = x.device if out_device is None else out_device
+    boxes = [(y0, min(y0 + tile, h), x0, min(x0 + tile, w)) for y0 in range(0, h, tile) for x0 in range(0, w, tile)]
+    output = None
+    for y0, y1, x0, x1 in tqdm(boxes, desc='tiles', unit='tile', disable=not progress or len(boxes) == 1,
+                               leave=False):
+        py0, py1, px0, px1 = max(y0 - tile_pad, 0), min(y1 + tile_pad, h), max(x0 - tile_pad, 0), min(x1 + tile_pad, w)
+        out_tile = forward(x[:, :, py0:py1, px0:px1])
+        if output is None:
+            output = torch.empty((n, out_tile.shape[1], h * scale, w * scale), dtype=torch.float32, device=out_device)
+        oy, ox = (y0 - py0) * scale, (x0 - px0) * scale
+        output[:, :, y0 * scale:y1 * scale, x0 * scale:x1 * scale] = \
+            out_tile[:, :, oy:oy + (y1 - y0) * scale, ox:ox + (x1 - x0) * scale].to(out_device, torch.float32)
+    return output
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Images in, images out
+# --------------------------------------------------------------------------------------------------------------------
+class Upsampler:
+    """Upscale images as stored (gray / BGR / BGRA, uint8 / uint16) with a super-resolution network.
+
+    Colour images go through the network in RGB order (BasicSR's convention); gray images are replicated to three
+    channels for 3-channel models and converted back; the alpha channel of BGRA images is upscaled separately
+    (bicubic, or by the network as a gray image). Outputs keep the input's layout and bit depth. The model is moved to
+    ``device`` and cast to ``precision`` in place.
+
+    Args:
+        model (nn.Module): The network; maps (N, C, h, w) in [0, 1] to (N, C', scale * h, scale * w).
+        scale (int): Its upscaling factor.
+        tile (int): Tile size in LR pixels; 0 runs the whole image at once. Default: 0.
+        tile_pad (int | None): Overlap in LR pixels. None: the exact minimum for MSRN
+            (:func:`msrn_receptive_radius`); other models need it given when tiling. Default: None.
+        ensemble (bool): Average the 8 flips/rotations (MSRN+). Default: False.
+        precision (str): 'fp32', 'fp16' or 'bf16'. Default: 'fp32'.
+        device (str | torch.device | None): None: the model's device. Default: None.
+        alpha_upsampler (str): 'bicubic' (OpenCV bicubic, clipped) or 'model'. Default: 'bicubic'.
+    """
+
+    def __init__(self,
+                 model: nn.Module,
+                 scale: int,
+                 tile: int = 0,
+                 tile_pad: Optional[int] = None,
+                 ensemble: bool = False,
+                 precision: str = 'fp32',
+                 device: Optional[Union[str, torch.device]] = None,
+                 alpha_upsampler: str = 'bicubic') -> None:
+        if precision not in DTYPES:
+            raise ValueError(f'precision must be one of {sorted(DTYPES)}, got {precision!r}')
+        if alpha_upsampler not in ('bicubic', 'model'):
+            raise ValueError(f"alpha_upsampler must be 'bicubic' or 'model', got {alpha_upsampler!r}")
+        if tile < 0:
+            raise ValueError(f'tile must be >= 0 (0: no tiling), got {tile}')
+        if device is None:
+            device = next(model.parameters()).device
+        device = torch.device(device)
+        if device.type == 'cuda' and not torch.cuda.is_available():
+            raise ValueError('device cuda was asked for, but torch.cuda.is_available() is False; use the CPU.')
+        self.dtype = DTYPES[precision]
+        if self.dtype == torch.float16 and device.type == 'cpu':
+            logger.warning('fp16 on the CPU is slow and less accurate; bf16 or fp32 is usually the better choice.')
+        self.minimal_pad = None
+        try:
+            self.minimal_pad = msrn_receptive_radius(model)
+        except TypeError:
+            pass
+        if tile_pad is None:
+            if tile and self.minimal_pad is None:
+                raise ValueError(f'{type(model).__name__}: no receptive-field rule is known; give tile_pad.')
+            tile_pad = self.minimal_pad or 0
+        elif tile and self.minimal_pad is not None and tile_pad < self.minimal_pad:
+            logger.warning(f'tile_pad {tile_pad} is below the model reach {self.minimal_pad}: tile seams will differ '
+                           'from the whole-image result.')
+        if tile_pad < 0:
+            raise ValueError(f'tile_pad must be >= 0, got {tile_pad}')
+        self.model = model.to(device=device, dtype=self.dtype).eval()
+        self.scale, self.tile, self.tile_pad = scale, tile, tile_pad
+        self.ensemble, self.device, self.alpha_upsampler = ensemble, device, alpha_upsampler
+        first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+        self.num_in_ch = first.in_channels if first is not None else 3
+
+    def _forward_once(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.to(self.device, self.dtype)).float()
+
+    def _forward_tile(self, x: torch.Tensor) -> torch.Tensor:
+        return self_ensemble(self._forward_once, x) if self.ensemble else self._forward_once(x)
+
+    @torch.no_grad()
+    def forward_tensor(self, x: torch.Tensor, progress: bool = False) -> torch.Tensor:
+        """Upscale a float batch (N, C, H, W) in [0, 1]; returns float32 (N, C', sH, sW) on ``x``'s device.
+
+        Args:
+            x (Tensor): Input batch.
+            progress (bool): Show a bar over tiles. Default: False.
+        """
+        if self.tile:
+            return tile_forward(self._forward_tile, x, self.scale, self.tile, self.tile_pad, x.device, progress)
+        return self._forward_tile(x).to(x.device)
+
+    def enhance(self, img: np.ndarray, progress: bool = False) -> np.ndarray:
+        """Upscale one image as returned by :func:`msrn_plugin.imageio.read_image`.
+
+        Args:
+            img (np.ndarray): HxW, HxWx3 (BGR) or HxWx4 (BGRA); uint8 or uint16.
+            progress (bool): Show a bar over tiles. Default: False.
+
+        Returns:
+            np.ndarray: The upscaled image, same layout and dtype.
+
+        Raises:
+            UnsupportedImageError: For other dtypes or channel counts, or colour images given to a 1-channel model.
+        """
+        if img.dtype not in (np.uint8, np.uint16):
+            raise UnsupportedImageError(f'images must be uint8 or uint16, got {img.dtype}; convert the file to 8- or '
+                                        '16-bit PNG.')
+        max_value = float(np.iinfo(img.dtype).max)
+        num_ch = 1 if img.ndim == 2 else img.shape[2]
+        if img.ndim not in (2, 3) or num_ch not in (1, 3, 4):
+            raise UnsupportedImageError(f'images must be gray, BGR or BGRA, got shape {img.shape}.')
+        data = img.astype(np.float32) / max_value
+        alpha = data[:, :, 3] if num_ch == 4 else None
+        color = data[:, :, :3] if num_ch >= 3 else data
+        if self.num_in_ch == 1 and color.ndim == 3:
+            raise UnsupportedImageError('the model takes 1-channel (gray) images but this image is in colour; '
+                                        'convert it to gray first or use a 3-channel checkpoint.')
+        out = self._run_image(color, progress)
+        if alpha is not None:
+            if self.alpha_upsampler == 'model':
+                out_alpha = self._run_image(alpha, progress)
+            else:
+                h, w = alpha.shape
+                out_alpha = cv2.resize(alpha, (w * self.scale, h * self.scale), interpolation=cv2.INTER_CUBIC)
+            out = np.concatenate([out, np.clip(out_alpha, 0, 1)[:, :, None]], axis=2)
+        return (np.clip(out, 0, 1) * max_value).round().astype(img.dtype)
+
+    def _run_image(self, data: np.ndarray, progress: bool) -> np.ndarray:
+        """float32 HxW (gray) or HxWx3 (BGR) in [0, 1] -> the same layout upscaled."""
+        gray = data.ndim == 2
+        if self.num_in_ch == 1:
+            if not gray:
+                raise UnsupportedImageError('1-channel model given a colour image.')
+            chw = data[None]
+        else:
+            chw = np.repeat(data[None], 3, axis=0) if gray else data[:, :, ::-1].transpose(2, 0, 1)  # BGR -> RGB
+        out = self.forward_tensor(torch.from_numpy(np.ascontiguousarray(chw))[None], progress)[0].cpu().numpy()
+        if out.shape[0] == 1:
+            return out[0]
+        out = out.transpose(1, 2, 0)[:, :, ::-1]  # RGB -> BGR
+        return cv2.cvtColor(np.ascontiguousarray(out), cv2.COLOR_BGR2GRAY) if gray else np.ascontiguousarray(out)
+
+
+def output_path_for(input_file: str, output_dir: str, suffix: str = '') -> str:
+    """``output_dir/<input stem>[_<suffix>]<input extension>``."""
+    stem, ext = os.path.splitext(os.path.basename(input_file))
+    return os.path.join(output_dir, f'{stem}_{suffix}{ext}' if suffix else f'{stem}{ext}')
+
+
+def upscale_path(input_path: PathType,
+                 output_dir: PathType,
+                 upsampler: Upsampler,
+                 suffix: str = '',
+                 show_progress: bool = True) -> BatchReport:
+    """Upscale an image or every image in a folder; outputs keep the input's name (plus ``_suffix``).
+
+    Runs through :func:`msrn_plugin.batch.process_folder`: a file that cannot be read or processed is reported and
+    the others go on; outputs are written atomically, so nothing half-written appears.
+
+    Args:
+        input_path (str | PathLike): Image or folder (not recursive).
+        output_dir (str | PathLike): Output folder (created).
+        upsampler (Upsampler): What upscales.
+        suffix (str): Added to output names as ``_suffix``. Default: ''.
+        show_progress (bool): Progress bars over files (and tiles). Default: True.
+
+    Returns:
+        BatchReport: Processed, failed and skipped files; ``results`` holds the output paths.
+
+    Raises:
+        FileNotFoundError: If ``input_path`` does not exist.
+        ValueError: If an output would overwrite its input (checked before anything is written).
+    """
+    output_dir = os.fspath(output_dir)
+    images, _ = collect_inputs(input_path)
+    for path in images:
+        if os.path.abspath(output_path_for(path, output_dir, suffix)) == os.path.abspath(path):
+            raise ValueError(f'{path}: the output would overwrite the input; choose another output folder (-o) or '
+                             'give --suffix.')
+
+    def upscale_one(path: str) -> str:
+        out_path = output_path_for(path, output_dir, suffix)
+        write_image(out_path, upsampler.enhance(read_image(path), progress=show_progress))
+        return out_path
+
+    return process_folder(input_path, upscale_one, desc='Upscaling', show_progress=show_progress)

@@ -1,0 +1,70 @@
+"""Upscale an image or a folder of images with a trained MSRN checkpoint.
+
+Example::
+
+    python scripts/inference_msrn.py -i inputs/ -o results/x4 --model_path experiments/MSRN_x4/models/net_g_latest.pth
+    python scripts/inference_msrn.py -i big.png -o out/ --model_path net_g.pth --tile 128 --ensemble --bf16
+
+Scale and network configuration are read from the checkpoint (``-s`` only checks it). Gray, RGB, RGBA (alpha
+upscaled separately) and 16-bit images are handled; outputs keep the input's name (plus ``_SUFFIX``), layout and
+bit depth. ``--tile`` bounds memory: tiles are padded by MSRN's receptive-field radius (the default ``--tile_pad``),
+so the stitched output equals the whole-image output. Exit code 1 if any file failed.
+"""
+import argparse
+import logging
+import sys
+
+import torch
+
+from msrn_plugin.checkpoint import CheckpointError
+from msrn_plugin.inference import Upsampler, load_msrn, msrn_receptive_radius, upscale_path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('-i', '--input', required=True, help='input image or folder')
+    parser.add_argument('-o', '--output', required=True, help='output folder')
+    parser.add_argument('--model_path', required=True, help='BasicSR MSRN checkpoint (net_g_*.pth)')
+    parser.add_argument('-s', '--scale', type=int, default=None, help='expected scale (default: the checkpoint\'s)')
+    parser.add_argument('--param_key', default=None, help="weights key (default: 'params_ema', else 'params')")
+    parser.add_argument('--tile', type=int, default=0, help='tile size in LR pixels, 0 = whole image (default: 0)')
+    parser.add_argument('--tile_pad', type=int, default=None,
+                        help='tile overlap in LR pixels (default: the exact minimum, MSRN\'s receptive radius)')
+    parser.add_argument('--ensemble', action='store_true', help='self-ensemble over 8 flips/rotations (MSRN+)')
+    precision = parser.add_mutually_exclusive_group()
+    for name in ('fp32', 'fp16', 'bf16'):
+        precision.add_argument(f'--{name}', dest='precision', action='store_const', const=name,
+                               help=f'run in {name}' + (' (default)' if name == 'fp32' else ''))
+    parser.set_defaults(precision='fp32')
+    parser.add_argument('--device', choices=('cpu', 'cuda'), default=None,
+                        help='default: cuda when available, else cpu')
+    parser.add_argument('--suffix', default='', help='append _SUFFIX to output names (default: none)')
+    parser.add_argument('--alpha_upsampler', choices=('bicubic', 'model'), default='bicubic',
+                        help='how the alpha channel of RGBA images is upscaled (default: bicubic)')
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(message)s')
+    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    if device == 'cuda' and not torch.cuda.is_available():
+        logging.error('error: --device cuda, but no CUDA device is available; use --device cpu.')
+        return 1
+    try:
+        model, opt = load_msrn(args.model_path, scale=args.scale, device=device, param_key=args.param_key)
+        upsampler = Upsampler(model, opt['upscale'], tile=args.tile, tile_pad=args.tile_pad, ensemble=args.ensemble,
+                              precision=args.precision, device=device, alpha_upsampler=args.alpha_upsampler)
+    except (CheckpointError, ValueError) as err:
+        logging.error(f'error: {err}')
+        return 1
+    logging.info(f'MSRN x{opt["upscale"]} ({opt["num_feat"]} features, {opt["num_block"]} blocks) on {device}, '
+                 f'{args.precision}; receptive radius {msrn_receptive_radius(model)} LR px'
+                 + (f'; tiles {args.tile} + pad {upsampler.tile_pad}' if args.tile else '')
+                 + ('; self-ensemble' if args.ensemble else ''))
+    try:
+        report = upscale_path(args.input, args.output, upsampler, suffix=args.suffix)
+    except (FileNotFoundError, ValueError) as err:
+        logging.error(f'error: {err}')
+        return 1
+    return report.exit_code
+
+
+if __name__ == '__main__':
+    sys.exit(main())
