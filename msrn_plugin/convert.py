@@ -62,7 +62,8 @@ def infer_official_config(state: StateDict, source: str = '<state_dict>') -> Dic
     blocks = {int(m.group(1)) for k in state for m in [re.match(r'^body\.(\d+)\.', k)] if m}
     num_block = len(blocks)
     if num_block == 0 or blocks != set(range(num_block)):
-        raise CheckpointError(f'{source}: MSRB blocks body.N are missing or not numbered 0..N-1 (found {sorted(blocks)}).')
+        raise CheckpointError(f'{source}: MSRB blocks body.N are missing or not numbered 0..N-1 '
+                              f'(found {sorted(blocks)}).')
     up_convs = sorted(int(m.group(1)) for k in state for m in [re.match(r'^tail\.2\.(\d+)\.weight$', k)] if m)
     if not up_convs:
         raise CheckpointError(f'{source}: no upsampler convolutions (tail.2.N.weight) found.')

@@ -1,4 +1,5 @@
 """Shared fixtures. Tests build what they need in ``tmp_path`` from scikit-image's bundled photos."""
+import logging
 import os
 
 import numpy as np
@@ -22,3 +23,17 @@ def photo_bgr() -> np.ndarray:
 def _seed():
     torch.manual_seed(0)
     np.random.seed(0)
+
+
+@pytest.fixture
+def basicsr_log():
+    """Messages of BasicSR's logger (it does not propagate, and writes a log file only in a process's first run)."""
+    records, logger = [], logging.getLogger('basicsr')
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: records.append(record.getMessage())
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield records
+    logger.removeHandler(handler)
+    logger.setLevel(old_level)

@@ -1,6 +1,5 @@
 """HR-only dataset with on-the-fly MATLAB bicubic LR, and LMDB integrity checks at dataset start-up."""
 import copy
-import logging
 import os
 import textwrap
 
@@ -18,20 +17,6 @@ from msrn_plugin.photos import TRAIN_PHOTOS, load_photo
 from msrn_plugin.prep.bicubic import bicubic_downscale, mod_crop
 
 SIZES = [(130, 157), (121, 99)]
-
-
-@pytest.fixture
-def basicsr_log():
-    """Messages of BasicSR's logger (it does not propagate; it writes a log file only in a process's first run)."""
-    records, logger = [], logging.getLogger('basicsr')
-    handler = logging.Handler(logging.INFO)
-    handler.emit = lambda record: records.append(record.getMessage())
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield records
-    logger.removeHandler(handler)
-    logger.setLevel(old_level)
 
 
 def _hr_images():

@@ -1,7 +1,6 @@
 """MSRNModel: SRModel whose validation/test can run the x8 self-ensemble (MSRN+), through BasicSR's test pipeline."""
 import glob
 import json
-import logging
 import os
 
 import numpy as np
@@ -20,20 +19,6 @@ from msrn_plugin.prep.benchmark import prepare_benchmark
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 NET = {'type': 'MSRN', 'num_feat': 8, 'num_block': 1, 'upscale': 2}
-
-
-@pytest.fixture
-def basicsr_log():
-    """Messages of BasicSR's logger (it does not propagate; it writes a log file only in a process's first run)."""
-    records, logger = [], logging.getLogger('basicsr')
-    handler = logging.Handler(logging.INFO)
-    handler.emit = lambda record: records.append(record.getMessage())
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield records
-    logger.removeHandler(handler)
-    logger.setLevel(old_level)
 
 
 def _model(self_ensemble=None, is_train=False, ema_decay=0) -> MSRNModel:

@@ -61,20 +61,6 @@ def _read_db(path: str) -> dict:
     return out
 
 
-@pytest.fixture
-def basicsr_log():
-    """Messages of BasicSR's logger (it does not propagate; it writes a log file only in a process's first run)."""
-    records, logger = [], logging.getLogger('basicsr')
-    handler = logging.Handler(logging.INFO)
-    handler.emit = lambda record: records.append(record.getMessage())
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield records
-    logger.removeHandler(handler)
-    logger.setLevel(old_level)
-
-
 @pytest.fixture(scope='module')
 def prepared(tmp_path_factory):
     root = tmp_path_factory.mktemp('div2k')

@@ -1,6 +1,5 @@
 """Denoising/dehazing through BasicSR's train and test entries with the shipped option files; their consistency."""
 import glob
-import logging
 import os
 import re
 from collections import OrderedDict
@@ -132,20 +131,6 @@ def tiny_checkpoint(path, channels):
                                     rgb_mean=[0.5] * channels, global_residual=True)
     torch.save({'params': net.state_dict()}, path)
     return str(path)
-
-
-@pytest.fixture
-def basicsr_log():
-    """Messages of BasicSR's logger (it does not propagate, and writes a log file only in a process's first run)."""
-    records, logger = [], logging.getLogger('basicsr')
-    handler = logging.Handler(logging.INFO)
-    handler.emit = lambda record: records.append(record.getMessage())
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield records
-    logger.removeHandler(handler)
-    logger.setLevel(old_level)
 
 
 def logged_metric(messages, metric):

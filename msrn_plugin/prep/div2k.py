@@ -315,8 +315,9 @@ def prepare_div2k(root: str,
                             f'MiB needed for {len(todo)} database(s); free some space or pass another --output.')
 
     result = {'num_images': len(images), 'num_subimages': len(keys), 'small_images': small, 'databases': {}}
-    ctx = multiprocessing.get_context('fork' if 'fork' in multiprocessing.get_all_start_methods() else 'spawn')
-    pool = ctx.Pool(workers, initializer=_worker_init) if workers > 1 else None
+    # 'spawn', not 'fork': a process forked after torch/OpenMP started its thread pool can hang in its first
+    # parallel call (seen here in the test suite: set_num_threads never returned in the forked worker).
+    pool = multiprocessing.get_context('spawn').Pool(workers, initializer=_worker_init) if workers > 1 else None
     try:
         for name, s, path, source in plan:
             entry = {'path': path, 'source': source}
