@@ -8,30 +8,18 @@ refuses pickled code.
 import os
 import pickle
 import re
-import tempfile
 from os import PathLike
 from typing import Any, Union
 
 import torch
+
+from msrn_plugin.atomic import atomic_write
 
 PathType = Union[str, PathLike]
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint cannot be used; the message names the file and what to do."""
-
-
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
 
 
 def atomic_torch_save(obj: Any, path: PathType) -> None:
@@ -41,20 +29,8 @@ def atomic_torch_save(obj: Any, path: PathType) -> None:
         obj (Any): What to save.
         path (str | PathLike): Final file name; its folder must exist.
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
-    _fsync_dir(folder)
+    with atomic_write(path) as f:
+        torch.save(obj, f)
 
 
 def safe_torch_load(path: PathType, map_location: Any = 'cpu') -> Any:

@@ -28,6 +28,7 @@ from basicsr.utils import img2tensor, tensor2img
 from basicsr.utils.matlab_functions import imresize
 
 from msrn_plugin.archs.msrn_arch import MSRN
+from msrn_plugin.atomic import atomic_write
 from msrn_plugin.checkpoint import safe_torch_load
 from msrn_plugin.imageio import read_image, write_image
 from msrn_plugin.photos import HELD_OUT_PHOTOS, TRAIN_PHOTOS, load_photo
@@ -146,13 +147,11 @@ def write_summary(rows: List[Dict[str, float]], path: str) -> Dict[str, float]:
     keys = ['psnr_bicubic', 'ssim_bicubic', 'psnr_msrn', 'ssim_msrn']
     mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = path + '.tmp'
-    with open(tmp, 'w', newline='') as f:
+    with atomic_write(path, 'w', newline='') as f:
         writer = csv.DictWriter(f, fieldnames=['name'] + keys)
         writer.writeheader()
         for row in rows + [dict(name='mean', **mean)]:
             writer.writerow({k: (f'{v:.4f}' if isinstance(v, float) else v) for k, v in row.items()})
-    os.replace(tmp, path)
     return mean
 
 

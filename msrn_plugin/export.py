@@ -6,7 +6,6 @@ no extra package and supports dynamic height / width through ``dynamic_axes``.
 """
 import importlib
 import os
-import tempfile
 import warnings
 from os import PathLike
 from typing import Union
@@ -14,6 +13,8 @@ from typing import Union
 import numpy as np
 import torch
 from torch import nn
+
+from msrn_plugin.atomic import atomic_path
 
 PathType = Union[str, PathLike]
 INPUT_NAME, OUTPUT_NAME = 'lq', 'sr'
@@ -60,18 +61,12 @@ def export_onnx(model: nn.Module,
     example = torch.rand(1, num_in_ch, sample_size, sample_size)
     axes = {INPUT_NAME: {0: 'batch', 2: 'height', 3: 'width'},
             OUTPUT_NAME: {0: 'batch', 2: 'out_height', 3: 'out_width'}} if dynamic else None
-    fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(output_path)}.', suffix='.tmp', dir=folder)
-    os.close(fd)
-    try:
+    with atomic_path(output_path) as tmp:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter('ignore')  # the TorchScript exporter announces its deprecation
             torch.onnx.export(model, (example, ), tmp, dynamo=False, input_names=[INPUT_NAME],
                               output_names=[OUTPUT_NAME], dynamic_axes=axes, opset_version=opset)
         onnx.checker.check_model(tmp)
-        os.replace(tmp, output_path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return output_path
 
 

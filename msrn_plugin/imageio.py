@@ -5,12 +5,13 @@ paths; these helpers read bytes with Python and decode them with ``cv2.imdecode`
 file so a partial image never appears under its final name.
 """
 import os
-import tempfile
 from os import PathLike
 from typing import Tuple, Union
 
 import cv2
 import numpy as np
+
+from msrn_plugin.atomic import atomic_write
 
 PathType = Union[str, PathLike]
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
@@ -109,14 +110,5 @@ def write_image(path: PathType, img: np.ndarray) -> None:
     if not ok:
         raise OSError(f'{path}: cannot encode a {img.dtype} image of shape {img.shape} as {ext}'
                       f'{f" ({buf})" if isinstance(buf, str) else ""}.')
-    fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(buf.tobytes())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path) as f:
+        f.write(buf.tobytes())

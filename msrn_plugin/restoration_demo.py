@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import yaml
 
+from msrn_plugin.atomic import atomic_write
 from msrn_plugin.checkpoint import safe_torch_load
 from msrn_plugin.imageio import PathType, write_image
 from msrn_plugin.options import load_options
@@ -101,10 +102,8 @@ def write_options(opt: Mapping, path: PathType) -> str:
 
     path = os.fspath(path)
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
+    with atomic_write(path, 'w', encoding='utf-8') as f:
         yaml.safe_dump(plain(opt), f, sort_keys=False)
-    os.replace(tmp, path)
     return path
 
 

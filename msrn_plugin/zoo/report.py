@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 from basicsr.metrics import calculate_psnr
 
+from msrn_plugin.atomic import atomic_write
 from msrn_plugin.imageio import write_image
 from msrn_plugin.zoo.published import PUBLISHED_DATASETS
 
@@ -17,10 +18,8 @@ logger = logging.getLogger(__name__)
 
 
 def _atomic_text(path: str, text: str) -> str:
-    tmp = f'{path}.tmp'
-    with open(tmp, 'w', encoding='utf-8', newline='') as f:
+    with atomic_write(path, 'w', encoding='utf-8', newline='') as f:
         f.write(text)
-    os.replace(tmp, path)
     return path
 
 
