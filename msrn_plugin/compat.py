@@ -10,9 +10,9 @@ Nothing here edits installed files: each fix replaces one BasicSR attribute at i
        ``torchvision.transforms.functional_tensor``, removed in    ``torchvision.transforms.functional_tensor`` that
        torchvision 0.17, so ``import basicsr`` fails.              re-exports ``rgb_to_grayscale`` from
                                                                    ``torchvision.transforms.functional``.
-2      ``basicsr.utils.options.ordered_yaml`` uses PyYAML's full   Return :class:`msrn_plugin.options.
+2      ``basicsr.utils.options.ordered_yaml`` uses PyYAML's full   Return :class:`msrn_plugin.utils.options.
        ``Loader``: option files can run arbitrary code; and        SafeOrderedLoader`` (Python tags refused);
-       ``_postprocess_yml_value`` ``eval``-s ``--force_yml``       parse them with :func:`msrn_plugin.options.
+       ``_postprocess_yml_value`` ``eval``-s ``--force_yml``       parse them with :func:`msrn_plugin.utils.options.
        values that start with ``[``.                               parse_override_value` (``entry`` checks keys).
 3      ``basicsr.train.load_resume_state`` maps states to CUDA     Load on the CPU with ``weights_only=True`` from
        (crashes without a GPU), looks for ``--auto_resume``        ``opt['path']['training_states']`` (under the
@@ -30,7 +30,7 @@ Nothing here edits installed files: each fix replaces one BasicSR attribute at i
        in place: a kill leaves truncated ``.pth``/``.state``.      rename) on rank 0 only, as upstream, and raise
                                                                    when writing fails.
 7      ``BaseModel.load_network`` calls ``torch.load`` without     Load with ``weights_only=True`` through
-       ``weights_only``.                                           :func:`msrn_plugin.checkpoint.safe_torch_load`.
+       ``weights_only``.                                           :func:`msrn_plugin.utils.checkpoint.safe_torch_load`.
 8      ``parse_options`` knows ``--local_rank`` only.              :func:`normalize_argv` rewrites ``--local-rank``.
 9      ``BaseModel.validation`` runs on rank 0 through the DDP     Validate with the bare networks (DDP wrappers
        wrapper, whose forward broadcasts buffers (MSRN's mean      swapped out for the call).
@@ -45,13 +45,12 @@ import logging
 import os
 import re
 import sys
+import torch
 import types
 from typing import List, Optional, Sequence
 
-import torch
-
-from msrn_plugin.checkpoint import CheckpointError, atomic_torch_save, safe_torch_load
-from msrn_plugin.options import OptionFileError, parse_override_value
+from msrn_plugin.utils.checkpoint import CheckpointError, atomic_torch_save, safe_torch_load
+from msrn_plugin.utils.options import OptionFileError, parse_override_value
 
 _applied = False
 _dist_backend: Optional[str] = None
@@ -78,7 +77,7 @@ def _safe_ordered_yaml():
     """Fix 2: BasicSR's ``ordered_yaml()`` with the safe loader."""
     from yaml import Dumper
 
-    from msrn_plugin.options import SafeOrderedLoader
+    from msrn_plugin.utils.options import SafeOrderedLoader
     return SafeOrderedLoader, Dumper
 
 

@@ -14,7 +14,7 @@ from typing import List, Optional
 if __name__ == '__main__' and not __package__:  # run as a file: don't let msrn_plugin/*.py shadow top-level modules
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or '.') != os.path.dirname(os.path.abspath(__file__))]
 
-from msrn_plugin.entry import cli_main  # noqa: E402
+from msrn_plugin.utils.pipeline import cli_main  # noqa: E402
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -13,11 +13,10 @@ import logging
 import os
 import sys
 import tempfile
-
 import torch
 
-from msrn_plugin.prep.loader_benchmark import (measure_loader, measure_train_step, paired_dataset_opt,
-                                               prepare_benchmark_data)
+from msrn_plugin.bench.loader_bench import (measure_loader, measure_train_step, paired_dataset_opt,
+                                            prepare_benchmark_data)
 
 
 def main(argv=None) -> int:

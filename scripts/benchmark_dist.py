@@ -5,7 +5,7 @@ CPU (gloo), one thread per rank by default so N ranks use N cores::
     python scripts/benchmark_dist.py --world-sizes 1 2
     python scripts/benchmark_dist.py --world-sizes 1 2 4 --device cuda   # one GPU per rank (nccl)
 
-The library code is :mod:`msrn_plugin.dist_bench`; see docs/distributed.md for the figures measured so far.
+The library code is :mod:`msrn_plugin.bench.dist_bench`; see docs/distributed.md for the figures measured so far.
 """
 import argparse
 import os
@@ -18,7 +18,7 @@ if __name__ == '__main__':  # run as a file: don't let scripts/ shadow top-level
 
 import torch  # noqa: E402
 
-from msrn_plugin.dist_bench import measure_throughput, scaling_table  # noqa: E402
+from msrn_plugin.bench.dist_bench import measure_throughput, scaling_table  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

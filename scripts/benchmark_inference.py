@@ -17,12 +17,12 @@ waits for descheduled threads and the timings measure the contention, not the ne
 import argparse
 import platform
 import sys
-
 import torch
 
-from msrn_plugin.checkpoint import CheckpointError
+from msrn_plugin.bench.inference_bench import benchmark_inference, benchmark_tiling, conv_roofline
 from msrn_plugin.inference import load_msrn
-from msrn_plugin.zoo import benchmark_inference, benchmark_tiling, build_model, conv_roofline
+from msrn_plugin.utils.checkpoint import CheckpointError
+from msrn_plugin.zoo import build_model
 
 
 def main(argv=None) -> int:

@@ -16,8 +16,8 @@ import logging
 import os
 import sys
 
-from msrn_plugin.checkpoint import CheckpointError
 from msrn_plugin.prep.benchmark import gt_folder, lr_folder
+from msrn_plugin.utils.checkpoint import CheckpointError
 from msrn_plugin.zoo import ZOO_CONFIGS, CompareSettings, compare_models
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

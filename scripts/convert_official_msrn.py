@@ -11,8 +11,8 @@ import argparse
 import logging
 import sys
 
-from msrn_plugin.checkpoint import CheckpointError
-from msrn_plugin.convert import convert_official_checkpoint
+from msrn_plugin.utils.checkpoint import CheckpointError
+from msrn_plugin.utils.convert import convert_official_checkpoint
 
 
 def main(argv=None) -> int:

@@ -3,8 +3,8 @@
     python scripts/demo.py            # continues a previous demo run if there is one (--auto_resume)
     python scripts/demo.py --fresh    # start over (BasicSR archives the previous experiment folder)
 
-Run from the repository root (the option file's paths are relative to it). See msrn_plugin/demo.py for what the demo
-is and is not.
+Run from the repository root (the option file's paths are relative to it). See
+msrn_plugin/demos/sr_demo.py for what the demo is and is not.
 """
 import argparse
 import logging
@@ -12,12 +12,12 @@ import sys
 import time
 from os import path as osp
 
-from msrn_plugin.demo import (DEMO_OPTION, build_demo_data, evaluate_sr, format_table, load_demo_network,
-                              write_summary)
-from msrn_plugin.entry import run_pipeline
-from msrn_plugin.options import load_options
+from msrn_plugin.demos.sr_demo import (DEMO_OPTION, build_demo_data, evaluate_sr, format_table, load_demo_network,
+                                       write_summary)
+from msrn_plugin.utils.options import load_options
+from msrn_plugin.utils.pipeline import run_pipeline
 
-logger = logging.getLogger('msrn_plugin.demo')
+logger = logging.getLogger('msrn_plugin.demos.sr_demo')
 
 
 def main(argv=None) -> int:

@@ -7,16 +7,15 @@ noisy/hazy input and of the MSRN output against the clean photo for each held-ou
     python scripts/demo_restoration.py --task dehaze --work-dir /tmp/msrn_demo
     python scripts/demo_restoration.py --task both --work-dir /tmp/msrn_demo --iters 1000 --num-feat 32
 
-See msrn_plugin/restoration_demo.py and docs/restoration.md.
+See msrn_plugin/demos/restoration_demo.py and docs/restoration.md.
 """
 import argparse
 import logging
 import os
 import sys
-
 import torch
 
-from msrn_plugin.restoration_demo import format_result, run_demo
+from msrn_plugin.demos.restoration_demo import format_result, run_demo
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OPTIONS = {

@@ -10,16 +10,15 @@ the largest difference from PyTorch exceeds --tolerance.
 """
 import argparse
 import logging
-import sys
-
 import numpy as np
+import sys
 import torch
 
-from msrn_plugin.checkpoint import CheckpointError
-from msrn_plugin.export import compare_onnx, export_onnx
-from msrn_plugin.imageio import ImageReadError, read_image
 from msrn_plugin.inference import load_msrn
-from msrn_plugin.photos import load_photo
+from msrn_plugin.inference.export import compare_onnx, export_onnx
+from msrn_plugin.utils.checkpoint import CheckpointError
+from msrn_plugin.utils.image_io import ImageReadError, read_image
+from msrn_plugin.utils.photos import load_photo
 
 
 def _test_input(path, num_in_ch: int) -> torch.Tensor:

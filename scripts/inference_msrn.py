@@ -13,11 +13,10 @@ so the stitched output equals the whole-image output. Exit code 1 if any file fa
 import argparse
 import logging
 import sys
-
 import torch
 
-from msrn_plugin.checkpoint import CheckpointError
-from msrn_plugin.inference import Upsampler, load_msrn, msrn_receptive_radius, upscale_path
+from msrn_plugin.inference import MSRNer, load_msrn, msrn_receptive_radius, upscale_path
+from msrn_plugin.utils.checkpoint import CheckpointError
 
 
 def main(argv=None) -> int:
@@ -49,7 +48,7 @@ def main(argv=None) -> int:
         return 1
     try:
         model, opt = load_msrn(args.model_path, scale=args.scale, device=device, param_key=args.param_key)
-        upsampler = Upsampler(model, opt['upscale'], tile=args.tile, tile_pad=args.tile_pad, ensemble=args.ensemble,
+        upsampler = MSRNer(model, opt['upscale'], tile=args.tile, tile_pad=args.tile_pad, ensemble=args.ensemble,
                               precision=args.precision, device=device, alpha_upsampler=args.alpha_upsampler)
     except (CheckpointError, ValueError) as err:
         logging.error(f'error: {err}')

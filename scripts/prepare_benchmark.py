@@ -11,9 +11,9 @@ import argparse
 import logging
 import sys
 
-from msrn_plugin.imageio import ImageReadError
 from msrn_plugin.prep import PrepError
 from msrn_plugin.prep.benchmark import prepare_benchmark
+from msrn_plugin.utils.image_io import ImageReadError
 
 
 def main(argv=None) -> int:

@@ -12,9 +12,9 @@ import argparse
 import logging
 import sys
 
-from msrn_plugin.imageio import ImageReadError
 from msrn_plugin.prep import PrepError
 from msrn_plugin.prep.div2k import prepare_div2k
+from msrn_plugin.utils.image_io import ImageReadError
 
 
 def main(argv=None) -> int:

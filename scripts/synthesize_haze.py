@@ -13,9 +13,9 @@ import logging
 import os
 import sys
 
-from msrn_plugin.imageio import ImageReadError
 from msrn_plugin.prep import PrepError
 from msrn_plugin.prep.haze import AIRLIGHT_RANGE, BETA_RANGE, DEPTH_MODES, DEPTH_RANGE, synthesize_haze_folder
+from msrn_plugin.utils.image_io import ImageReadError
 
 logger = logging.getLogger(__name__)
 

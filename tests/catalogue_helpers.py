@@ -1,17 +1,16 @@
 """Builders shared by the catalogue tests: tiny LQ/GT folders and LMDBs from the bundled photos, option files."""
 import copy
+import numpy as np
 import os
 import subprocess
 import sys
-from typing import Dict, List, Optional
-
-import numpy as np
 import yaml
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 from basicsr.utils.matlab_functions import imresize
+from typing import Dict, List, Optional
 
-from msrn_plugin.imageio import write_image
-from msrn_plugin.photos import load_photo
+from msrn_plugin.utils.image_io import write_image
+from msrn_plugin.utils.photos import load_photo
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PHOTOS = ('astronaut.png', 'coffee.png', 'chelsea.png')

@@ -1,13 +1,12 @@
 """Shared fixtures. Tests build what they need in ``tmp_path`` from scikit-image's bundled photos."""
 import logging
-import os
-
 import numpy as np
+import os
 import pytest
 import torch
 
 import msrn_plugin  # noqa: F401  (compatibility layer and registration before anything imports basicsr)
-from msrn_plugin.photos import load_photo
+from msrn_plugin.utils.photos import load_photo
 
 # 2 cores: keep torch from oversubscribing when tests spawn worker processes.
 torch.set_num_threads(min(2, os.cpu_count() or 1))

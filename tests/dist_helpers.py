@@ -10,6 +10,7 @@ Run under torchrun as a worker (``python -m torch.distributed.run ... tests/dist
   of plain copies of the network on the union batch and on its own half (``grads_union.pth``, ``grads_half0.pth``).
 """
 import json
+import numpy as np
 import os
 import shutil
 import signal
@@ -17,8 +18,6 @@ import socket
 import subprocess
 import sys
 from typing import Dict, List, Optional, Sequence
-
-import numpy as np
 
 if __name__ == '__main__':  # run as a file: keep tests/ from shadowing top-level modules
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or '.') != os.path.dirname(os.path.abspath(__file__))]
@@ -28,7 +27,7 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 import msrn_plugin  # noqa: E402,F401  (compatibility layer and registration)
-from msrn_plugin.photos import TRAIN_PHOTOS, load_photo  # noqa: E402
+from msrn_plugin.utils.photos import TRAIN_PHOTOS, load_photo  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCALE = 2
@@ -204,7 +203,6 @@ def _worker_train(out_dir: str, argv: List[str]) -> None:
 def _worker_grad(out_dir: str, argv: List[str]) -> None:
     """Each rank: half of a fixed batch through SRModel + DDP; rank 0 also: plain copies on the union and a half."""
     import copy
-
     from basicsr.models import build_model
     from basicsr.utils.options import parse_options
 

@@ -1,7 +1,6 @@
 """A faithful re-statement of the official MSRN network (MIVRC/MSRN-PyTorch ``model/msrn.py`` and EDSR's
 ``model/common.py``), used only to check the checkpoint conversion. Same module names, so same state-dict keys."""
 import math
-
 import torch
 from torch import nn
 

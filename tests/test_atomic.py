@@ -1,9 +1,8 @@
 """The shared crash-safe writer: the previous file survives a failed write, and no temporary file is left."""
 import os
-
 import pytest
 
-from msrn_plugin.atomic import atomic_path, atomic_write
+from msrn_plugin.utils.atomic import atomic_path, atomic_write
 
 
 def test_write_replaces_and_leaves_no_temporary(tmp_path):

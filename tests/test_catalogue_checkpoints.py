@@ -5,19 +5,18 @@ network checkpoints make resuming fall back to the previous complete state, with
 """
 import logging
 import os
+import pytest
 import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
-
-import pytest
 import torch
 from catalogue_helpers import REPO, make_pairs, train_options, write_options
 
-from msrn_plugin.checkpoint import CheckpointError, safe_torch_load
-from msrn_plugin.entry import run_pipeline
+from msrn_plugin.utils.checkpoint import CheckpointError, safe_torch_load
+from msrn_plugin.utils.pipeline import run_pipeline
 
 NAME = 'catalogue_resume'
 

@@ -1,18 +1,17 @@
-"""Catalogue of bad images for msrn_plugin.imageio and the folder runner msrn_plugin.batch.
+"""Catalogue of bad images for msrn_plugin.utils.image_io and the folder runner msrn_plugin.inference.batch.
 
 Bad files are refused with a message naming the file; grayscale, RGBA, 16-bit, unicode and spaces round-trip
 exactly; a write never leaves a partial file under its final name; a folder run reports every failure, finishes the
 rest and has a non-zero exit code.
 """
-import os
-
 import cv2
 import numpy as np
+import os
 import pytest
 
-from msrn_plugin import imageio
-from msrn_plugin.batch import BatchReport, collect_inputs, process_folder
-from msrn_plugin.imageio import ImageReadError, image_size, is_image_file, read_image, write_image
+from msrn_plugin.inference.batch import BatchReport, collect_inputs, process_folder
+from msrn_plugin.utils import image_io
+from msrn_plugin.utils.image_io import ImageReadError, image_size, is_image_file, read_image, write_image
 
 
 @pytest.fixture
@@ -105,7 +104,7 @@ def test_a_failing_write_leaves_nothing_under_the_final_name(tmp_path, crop, mon
     def fail(src, dst):
         raise OSError(28, 'No space left on device')
 
-    monkeypatch.setattr(imageio.os, 'replace', fail)
+    monkeypatch.setattr(image_io.os, 'replace', fail)
     with pytest.raises(OSError, match='No space left on device'):
         write_image(tmp_path / 'out.png', crop)
     assert os.listdir(tmp_path) == []

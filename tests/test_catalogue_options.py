@@ -6,18 +6,17 @@ Every case goes through ``run_pipeline`` (the code behind ``msrn_plugin/train.py
 """
 import glob
 import os
-import shutil
-
 import pytest
+import shutil
 import torch
 from catalogue_helpers import (REPO, edit, eval_options, files_under, make_lmdb, make_pairs, run_cli, train_options,
                                write_options)
 
 from msrn_plugin import train as train_cli
 from msrn_plugin.archs.msrn_arch import MSRN
-from msrn_plugin.entry import run_pipeline
-from msrn_plugin.options import OptionFileError, load_options
-from msrn_plugin.validation import OptionValidationError, checkpoint_upscale, validate_options
+from msrn_plugin.utils.options import OptionFileError, load_options
+from msrn_plugin.utils.pipeline import run_pipeline
+from msrn_plugin.utils.validation import OptionValidationError, checkpoint_upscale, validate_options
 
 EVIL = """\
 name: harmless_looking

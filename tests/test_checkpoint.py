@@ -1,18 +1,17 @@
-"""msrn_plugin.checkpoint: atomic writes, code-free loads, and the rule that nothing in the plugin loads unsafely."""
+"""msrn_plugin.utils.checkpoint: atomic writes, code-free loads, and no unsafe load anywhere in the plugin."""
 import ast
 import glob
 import os
+import pytest
 import signal
 import subprocess
 import sys
 import textwrap
-
-import pytest
 import torch
 from basicsr.models.lr_scheduler import CosineAnnealingRestartLR, MultiStepRestartLR
 
 from msrn_plugin import compat
-from msrn_plugin.checkpoint import CheckpointError, atomic_torch_save, safe_torch_load
+from msrn_plugin.utils.checkpoint import CheckpointError, atomic_torch_save, safe_torch_load
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -54,10 +53,10 @@ def test_kill_during_save_never_truncates_the_final_file(tmp_path):
     """SIGKILL a process in the middle of ``atomic_torch_save``: the final name still holds the complete old file."""
     path = tmp_path / 'net_g_100.pth'
     atomic_torch_save({'params': {'w': torch.ones(4)}}, path)
-    module = os.path.join(REPO, 'msrn_plugin', 'checkpoint.py')
+    module = os.path.join(REPO, 'msrn_plugin', 'utils', 'checkpoint.py')
     child = textwrap.dedent(f"""
         import importlib.util, time, torch
-        # msrn_plugin/checkpoint.py needs only torch: load it alone, without the package's BasicSR set-up
+        # msrn_plugin/utils/checkpoint.py needs only torch: load it alone, without the package's BasicSR set-up
         spec = importlib.util.spec_from_file_location('checkpoint', {module!r})
         checkpoint = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(checkpoint)
@@ -158,8 +157,8 @@ def test_no_unsafe_load_anywhere_in_the_plugin_or_scripts():
                 if not (isinstance(kw.get('weights_only'), ast.Constant) and kw['weights_only'].value is True):
                     offenders.append(f'{where}: torch.load without weights_only=True (use safe_torch_load)')
             if owner == 'yaml' and attr in ('unsafe_load', 'full_load', 'load_all', 'unsafe_load_all'):
-                offenders.append(f'{where}: yaml.{attr} (use msrn_plugin.options.load_options)')
-            if owner == 'yaml' and attr == 'load' and rel != os.path.join('msrn_plugin', 'options.py'):
+                offenders.append(f'{where}: yaml.{attr} (use msrn_plugin.utils.options.load_options)')
+            if owner == 'yaml' and attr == 'load' and rel != os.path.join('msrn_plugin', 'utils', 'options.py'):
                 offenders.append(f'{where}: yaml.load (use load_options / parse_yaml / yaml.safe_load)')
     assert len(files) > 5 and offenders == []
 

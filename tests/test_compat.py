@@ -1,15 +1,14 @@
 """The BasicSR 1.4.2 compatibility layer: each fix is in place, and the import fix is needed at all."""
-import subprocess
-import sys
-
 import basicsr.train
 import basicsr.utils.dist_util
 import basicsr.utils.options
 import pytest
+import subprocess
+import sys
 from basicsr.models.base_model import BaseModel
 
 from msrn_plugin import compat
-from msrn_plugin.options import SafeOrderedLoader
+from msrn_plugin.utils.options import SafeOrderedLoader
 
 
 def _python(code: str) -> subprocess.CompletedProcess:

@@ -2,11 +2,11 @@
 import pytest
 import torch
 from basicsr.models.base_model import BaseModel
+from official_msrn import OfficialMSRN
 
 from msrn_plugin.archs.msrn_arch import MSRN
-from msrn_plugin.checkpoint import CheckpointError
-from msrn_plugin.convert import convert_official_checkpoint
-from official_msrn import OfficialMSRN
+from msrn_plugin.utils.checkpoint import CheckpointError
+from msrn_plugin.utils.convert import convert_official_checkpoint
 
 SCRIPT_MODULE = 'convert_official_msrn'
 

@@ -1,19 +1,18 @@
 """The quick-start demo: data layout, evaluation against bicubic, and a shortened end-to-end run."""
 import csv
 import importlib.util
-import os
-from pathlib import Path
-
 import numpy as np
+import os
 import pytest
 import torch
 import yaml
 from basicsr.utils.matlab_functions import imresize
+from pathlib import Path
 
-from msrn_plugin.demo import DEMO_OPTION, build_demo_data, evaluate_sr, format_table, write_summary
-from msrn_plugin.imageio import read_image
-from msrn_plugin.options import load_options
-from msrn_plugin.photos import HELD_OUT_PHOTOS, TRAIN_PHOTOS
+from msrn_plugin.demos.sr_demo import DEMO_OPTION, build_demo_data, evaluate_sr, format_table, write_summary
+from msrn_plugin.utils.image_io import read_image
+from msrn_plugin.utils.options import load_options
+from msrn_plugin.utils.photos import HELD_OUT_PHOTOS, TRAIN_PHOTOS
 
 REPO = Path(__file__).resolve().parent.parent
 

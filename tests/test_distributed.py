@@ -3,21 +3,20 @@
 The multi-process tests start ``python -m torch.distributed.run`` (or ``scripts/dist_train.sh``) on free loopback
 ports with a tiny MSRN and a few iterations; every subprocess is bounded by a timeout that kills its process group.
 """
+import dist_helpers as h
 import glob
 import json
 import os
+import pytest
 import re
 import shutil
 import sys
-
-import pytest
 import torch
 import torch.distributed as dist
 from basicsr.models.base_model import BaseModel
 
-import dist_helpers as h
 from msrn_plugin import compat
-from msrn_plugin.options import OptionFileError
+from msrn_plugin.utils.options import OptionFileError
 
 TIMEOUT = 240  # seconds per launch; a healthy one takes about 10 s on an idle 2-core machine
 NAME = 'tiny_ddp'
@@ -265,7 +264,7 @@ def test_distributed_fixes_are_installed():
 
 
 def test_benchmark_scaling_table_and_argument_checks():
-    from msrn_plugin.dist_bench import measure_throughput, scaling_table
+    from msrn_plugin.bench.dist_bench import measure_throughput, scaling_table
     rows = scaling_table([{'world_size': 1, 'samples_per_s': 10.}, {'world_size': 2, 'samples_per_s': 15.}])
     assert [(r['speedup'], r['efficiency']) for r in rows] == [(1., 1.), (1.5, 0.75)]
     with pytest.raises(ValueError, match='needs the 1-process result'):

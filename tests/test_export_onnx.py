@@ -1,20 +1,19 @@
 """ONNX export: the exported file matches PyTorch on a real photo (skipped when onnx / onnxruntime are missing)."""
 import logging
-import os
-import sys
-
 import numpy as np
+import os
 import pytest
+import sys
 import torch
 
 from msrn_plugin.archs.msrn_arch import MSRN
-from msrn_plugin.checkpoint import atomic_torch_save
-from msrn_plugin.imageio import write_image
+from msrn_plugin.utils.checkpoint import atomic_torch_save
+from msrn_plugin.utils.image_io import write_image
 
 onnx = pytest.importorskip('onnx')
 ort = pytest.importorskip('onnxruntime')
 
-from msrn_plugin.export import compare_onnx, export_onnx, onnx_forward  # noqa: E402
+from msrn_plugin.inference.export import compare_onnx, export_onnx, onnx_forward  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, 'scripts'))

@@ -1,18 +1,17 @@
 """Haze synthesis: scattering-model physics, depth proxies, RESIDE-named output, determinism, atomic writes, CLI."""
 import csv
+import cv2
 import importlib.util
+import numpy as np
 import os
+import pytest
 import re
 
-import cv2
-import numpy as np
-import pytest
-
 from msrn_plugin.data.reside_dataset import pair_reside_names
-from msrn_plugin.imageio import ImageReadError
 from msrn_plugin.prep import PrepError
 from msrn_plugin.prep.haze import (BETA_RANGE, DEPTH_RANGE, apply_haze, depth_proxy, synthesize_haze_folder,
                                    synthesize_haze_pairs, transmission)
+from msrn_plugin.utils.image_io import ImageReadError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

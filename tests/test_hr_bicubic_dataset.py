@@ -1,20 +1,19 @@
 """HR-only dataset with on-the-fly MATLAB bicubic LR, and LMDB integrity checks at dataset start-up."""
 import copy
-import os
-import textwrap
-
 import cv2
 import numpy as np
+import os
 import pytest
+import textwrap
 import torch
-
 from basicsr.utils.lmdb_util import LmdbMaker
+
 from msrn_plugin.data.checked_paired_dataset import CheckedPairedImageDataset
 from msrn_plugin.data.hr_bicubic_dataset import HRBicubicDataset
 from msrn_plugin.data.lmdb_check import LmdbIntegrityError, check_lmdb, check_paired_lmdb
-from msrn_plugin.imageio import write_image
-from msrn_plugin.photos import TRAIN_PHOTOS, load_photo
 from msrn_plugin.prep.bicubic import bicubic_downscale, mod_crop
+from msrn_plugin.utils.image_io import write_image
+from msrn_plugin.utils.photos import TRAIN_PHOTOS, load_photo
 
 SIZES = [(130, 157), (121, 99)]
 
@@ -196,7 +195,7 @@ def test_meta_info_that_disagrees_with_stored_sizes(pair):
 
 
 def test_training_with_hr_only_folder(tmp_path, basicsr_log):
-    from msrn_plugin.entry import run_pipeline
+    from msrn_plugin.utils.pipeline import run_pipeline
     folder = tmp_path / 'HR'
     for key, img in _hr_images().items():
         write_image(folder / f'{key}.png', img)

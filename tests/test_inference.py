@@ -1,20 +1,19 @@
 """Inference: checkpoint -> model, exact tiling, self-ensemble, image kinds, and the inference_msrn.py command line."""
 import copy
-import os
-import subprocess
-import sys
-
 import cv2
 import numpy as np
+import os
 import pytest
+import subprocess
+import sys
 import torch
 
 from msrn_plugin.archs.msrn_arch import MSRN
-from msrn_plugin.checkpoint import CheckpointError, atomic_torch_save
-from msrn_plugin.ensemble import self_ensemble
-from msrn_plugin.imageio import read_image, write_image
-from msrn_plugin.inference import (Upsampler, UnsupportedImageError, load_msrn, msrn_config_from_state_dict,
+from msrn_plugin.inference import (MSRNer, UnsupportedImageError, load_msrn, msrn_config_from_state_dict,
                                    msrn_receptive_radius, tile_forward, upscale_path)
+from msrn_plugin.inference.ensemble import self_ensemble
+from msrn_plugin.utils.checkpoint import CheckpointError, atomic_torch_save
+from msrn_plugin.utils.image_io import read_image, write_image
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, 'scripts'))
@@ -74,11 +73,11 @@ def test_tiled_equals_whole_and_pad_is_minimal(scale, size, tile):
 def test_tiled_float32_and_ensemble_equal_whole():
     net = tiny_msrn(2, num_block=2)
     x = torch.rand(1, 3, 40, 34)
-    whole = Upsampler(net, 2).forward_tensor(x)
-    tiled = Upsampler(net, 2, tile=12).forward_tensor(x)
+    whole = MSRNer(net, 2).forward_tensor(x)
+    tiled = MSRNer(net, 2, tile=12).forward_tensor(x)
     assert (tiled - whole).abs().max().item() < 1e-5
-    ens_whole = Upsampler(net, 2, ensemble=True).forward_tensor(x)
-    ens_tiled = Upsampler(net, 2, tile=12, ensemble=True).forward_tensor(x)
+    ens_whole = MSRNer(net, 2, ensemble=True).forward_tensor(x)
+    ens_tiled = MSRNer(net, 2, tile=12, ensemble=True).forward_tensor(x)
     assert (ens_tiled - ens_whole).abs().max().item() < 1e-5
     with torch.no_grad():
         assert torch.allclose(ens_whole, self_ensemble(net, x), atol=1e-6)
@@ -87,7 +86,7 @@ def test_tiled_float32_and_ensemble_equal_whole():
 
 def test_tile_pad_required_for_other_models():
     with pytest.raises(ValueError, match='no receptive-field rule is known; give tile_pad'):
-        Upsampler(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, 1, 1)), 1, tile=8)
+        MSRNer(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, 1, 1)), 1, tile=8)
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints
@@ -157,7 +156,7 @@ def net_x2():
 
 def test_enhance_color_matches_model(net_x2, photo_bgr):
     img = photo_bgr[100:140, 200:236]
-    out = Upsampler(net_x2, 2).enhance(img)
+    out = MSRNer(net_x2, 2).enhance(img)
     with torch.no_grad():
         ref = net_x2(to_tensor(img))[0].clamp(0, 1).numpy().transpose(1, 2, 0)[:, :, ::-1]
     assert out.shape == (80, 72, 3) and out.dtype == np.uint8
@@ -165,7 +164,7 @@ def test_enhance_color_matches_model(net_x2, photo_bgr):
 
 
 def test_enhance_gray_rgba_and_16bit(net_x2, photo_bgr):
-    up = Upsampler(net_x2, 2)
+    up = MSRNer(net_x2, 2)
     img = photo_bgr[:32, :24]
     color = up.enhance(img)
     gray_in = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
@@ -192,7 +191,7 @@ def test_enhance_gray_rgba_and_16bit(net_x2, photo_bgr):
 
 
 def test_unsupported_images(photo_bgr):
-    up = Upsampler(tiny_msrn(2, num_ch=1), 2)
+    up = MSRNer(tiny_msrn(2, num_ch=1), 2)
     with pytest.raises(UnsupportedImageError, match='model takes 1-channel'):
         up.enhance(photo_bgr[:8, :8])
     with pytest.raises(UnsupportedImageError, match='uint8 or uint16, got float32'):
@@ -201,9 +200,9 @@ def test_unsupported_images(photo_bgr):
 
 def test_bf16_close_to_fp32(net_x2, photo_bgr):
     img = photo_bgr[:24, :24]
-    ref = Upsampler(net_x2, 2).enhance(img).astype(int)
+    ref = MSRNer(net_x2, 2).enhance(img).astype(int)
     net = copy.deepcopy(net_x2)
-    out = Upsampler(net, 2, precision='bf16').enhance(img).astype(int)
+    out = MSRNer(net, 2, precision='bf16').enhance(img).astype(int)
     assert next(net.parameters()).dtype == torch.bfloat16
     assert np.abs(out - ref).mean() < 3 and np.abs(out - ref).max() < 40
 
@@ -228,7 +227,7 @@ def test_cli_folder_kinds_and_bad_file(tmp_path, net_x2, photo_bgr):
     assert kinds['gray_x2.png'].shape == (80, 60)
     assert kinds['rgba_x2.png'].shape == (80, 60, 4) and (kinds['rgba_x2.png'][:, :, 3] == 128).all()
     assert kinds['deep_x2.tif'].dtype == np.uint16
-    np.testing.assert_array_equal(kinds['color_x2.png'], Upsampler(net_x2, 2).enhance(img))
+    np.testing.assert_array_equal(kinds['color_x2.png'], MSRNer(net_x2, 2).enhance(img))
 
     # tiled + exact: the same files as without tiling
     tiled = tmp_path / 'tiled'
@@ -269,6 +268,6 @@ def test_script_runs_as_a_program(tmp_path, net_x2, photo_bgr):
 
 def test_upscale_path_returns_report(tmp_path, net_x2, photo_bgr):
     write_image(tmp_path / 'in' / 'a.png', photo_bgr[:10, :12])
-    report = upscale_path(tmp_path / 'in', tmp_path / 'out', Upsampler(net_x2, 2), show_progress=False)
+    report = upscale_path(tmp_path / 'in', tmp_path / 'out', MSRNer(net_x2, 2), show_progress=False)
     assert report.exit_code == 0 and report.results == [str(tmp_path / 'out' / 'a.png')]
     assert sorted(os.listdir(tmp_path / 'out')) == ['a.png']  # no temporary file left

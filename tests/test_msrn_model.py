@@ -1,21 +1,20 @@
 """MSRNModel: SRModel whose validation/test can run the x8 self-ensemble (MSRN+), through BasicSR's test pipeline."""
 import glob
 import json
-import os
-
 import numpy as np
+import os
 import pytest
 import torch
 import yaml
-
 from basicsr.utils import img2tensor, tensor2img
+
 from msrn_plugin.archs.msrn_arch import MSRN
-from msrn_plugin.entry import run_pipeline
-from msrn_plugin.imageio import read_image, write_image
 from msrn_plugin.models.msrn_model import MSRNModel
-from msrn_plugin.options import load_options
-from msrn_plugin.photos import load_photo
 from msrn_plugin.prep.benchmark import prepare_benchmark
+from msrn_plugin.utils.image_io import read_image, write_image
+from msrn_plugin.utils.options import load_options
+from msrn_plugin.utils.photos import load_photo
+from msrn_plugin.utils.pipeline import run_pipeline
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 NET = {'type': 'MSRN', 'num_feat': 8, 'num_block': 1, 'upscale': 2}

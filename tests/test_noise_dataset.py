@@ -1,17 +1,16 @@
 """GaussianNoiseDataset: sigma handling, deterministic validation noise (KAIR/SwinIR protocol), gray/colour, LMDB."""
 import copy
-import re
-
 import cv2
 import numpy as np
 import pytest
+import re
 import torch
 from basicsr.data import build_dataset
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 
 from msrn_plugin.data.noise_dataset import GaussianNoiseDataset, NoiseLevel, add_gaussian_noise, noise_seed
-from msrn_plugin.imageio import ImageReadError
-from msrn_plugin.photos import load_photo
+from msrn_plugin.utils.image_io import ImageReadError
+from msrn_plugin.utils.photos import load_photo
 
 
 @pytest.fixture

@@ -1,12 +1,11 @@
-"""msrn_plugin.options: the safe option-file loader and safe ``--force_yml`` handling."""
-from collections import OrderedDict
-
+"""msrn_plugin.utils.options: the safe option-file loader and safe ``--force_yml`` handling."""
 import pytest
 import yaml
+from collections import OrderedDict
 
 import msrn_plugin  # noqa: F401  (installs compat fix 2 into BasicSR)
-from msrn_plugin.options import (OptionFileError, apply_force_yml, check_force_yml, load_options, parse_override_value,
-                                 parse_yaml)
+from msrn_plugin.utils.options import (OptionFileError, apply_force_yml, check_force_yml, load_options,
+                                       parse_override_value, parse_yaml)
 
 PLAIN = """\
 name: MSRN_x4

@@ -1,17 +1,16 @@
 """Benchmark preparation (GTmod{s}/LRbicx{s}) and MATLAB-bicubic equality."""
 import importlib.util
 import logging
-import os
-
 import numpy as np
+import os
 import pytest
 import torch
 
-from msrn_plugin.imageio import ImageReadError, read_image, write_image
-from msrn_plugin.photos import load_photo
 from msrn_plugin.prep import PrepError
 from msrn_plugin.prep.benchmark import prepare_benchmark
 from msrn_plugin.prep.bicubic import bicubic_downscale, mod_crop
+from msrn_plugin.utils.image_io import ImageReadError, read_image, write_image
+from msrn_plugin.utils.photos import load_photo
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 

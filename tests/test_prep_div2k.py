@@ -1,25 +1,24 @@
 """DIV2K -> LMDB preparation on a miniature DIV2K tree (official names, real photos, odd sizes)."""
+import cv2
 import importlib.util
 import json
+import lmdb
 import logging
+import numpy as np
 import os
+import pytest
 import shutil
 import subprocess
 import sys
 import textwrap
-
-import cv2
-import lmdb
-import numpy as np
-import pytest
 import torch
 
 from msrn_plugin.data.lmdb_check import read_meta_info
-from msrn_plugin.imageio import ImageReadError, write_image
-from msrn_plugin.photos import TRAIN_PHOTOS, load_photo
 from msrn_plugin.prep import PrepError
 from msrn_plugin.prep.bicubic import bicubic_downscale, mod_crop
 from msrn_plugin.prep.div2k import hr_lmdb_name, lr_lmdb_name, prepare_div2k
+from msrn_plugin.utils.image_io import ImageReadError, write_image
+from msrn_plugin.utils.photos import TRAIN_PHOTOS, load_photo
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 SCALES = (2, 3, 4, 8)
@@ -134,7 +133,7 @@ def test_rerun_skips_finished_databases(prepared):
 
 
 def test_training_run_reads_the_lmdbs(prepared, tmp_path, basicsr_log):
-    from msrn_plugin.entry import run_pipeline
+    from msrn_plugin.utils.pipeline import run_pipeline
     root = prepared[0]
     opt = textwrap.dedent(f"""\
         name: MSRN_x4_prep_lmdb
@@ -403,8 +402,8 @@ def test_full_disk_while_writing(tmp_path, monkeypatch):
 
 
 def test_loader_benchmark_functions(prepared, tmp_path):
-    from msrn_plugin.prep.loader_benchmark import (export_lmdb_to_folder, measure_loader, measure_train_step,
-                                                   paired_dataset_opt)
+    from msrn_plugin.bench.loader_bench import (export_lmdb_to_folder, measure_loader, measure_train_step,
+                                                paired_dataset_opt)
     out = prepared[0] / 'out'
     gt = export_lmdb_to_folder(str(out / hr_lmdb_name()), str(tmp_path / 'gt'))
     lq = export_lmdb_to_folder(str(out / lr_lmdb_name(4)), str(tmp_path / 'lq'))
@@ -421,6 +420,7 @@ def test_full_disk_reported_by_lmdb_as_io_error_at_commit(tmp_path, monkeypatch)
     # What a real full tmpfs gave: the commit fails with a bare EIO, and flushing meta_info.txt fails too.
     _make_tree(tmp_path)
     from basicsr.utils import lmdb_util
+
     from msrn_plugin.prep import lmdb_writer
     close = lmdb_util.LmdbMaker.close
 

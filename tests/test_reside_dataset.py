@@ -1,10 +1,9 @@
 """RESIDEDataset: RESIDE name pairing (ITS, OTS, SOTS), missing partners, centre crops, training crops, LMDB."""
 import copy
-import re
-
 import cv2
 import numpy as np
 import pytest
+import re
 import torch
 from basicsr.data import build_dataset
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
@@ -157,11 +156,11 @@ def test_lmdb_backend_matches_folders(tmp_path, sots_like):
 
 
 def test_startup_validation_reports_unpaired_hazy_images(tmp_path):
-    """msrn_plugin.validation calls RESIDEDataset.check_dataroots before any folder is created."""
+    """msrn_plugin.utils.validation calls RESIDEDataset.check_dataroots before any folder is created."""
     import cv2
     import numpy as np
 
-    from msrn_plugin.validation import OptionValidationError, validate_options
+    from msrn_plugin.utils.validation import OptionValidationError, validate_options
 
     (tmp_path / 'hazy').mkdir()
     (tmp_path / 'clear').mkdir()

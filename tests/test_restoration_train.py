@@ -1,20 +1,19 @@
 """Denoising/dehazing through BasicSR's train and test entries with the shipped option files; their consistency."""
-import glob
-import os
-import re
-from collections import OrderedDict
-
 import cv2
+import glob
 import numpy as np
+import os
 import pytest
+import re
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY
+from collections import OrderedDict
 
-from msrn_plugin.entry import run_pipeline
-from msrn_plugin.options import load_options
-from msrn_plugin.photos import HELD_OUT_PHOTOS, load_photo
+from msrn_plugin.demos.restoration_demo import derive_options, evaluate_psnr, format_result, run_demo, write_options
 from msrn_plugin.prep.haze import synthesize_haze_pairs
-from msrn_plugin.restoration_demo import derive_options, evaluate_psnr, format_result, run_demo, write_options
+from msrn_plugin.utils.options import load_options
+from msrn_plugin.utils.photos import HELD_OUT_PHOTOS, load_photo
+from msrn_plugin.utils.pipeline import run_pipeline
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OPTIONS = os.path.join(REPO, 'options')

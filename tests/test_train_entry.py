@@ -1,18 +1,17 @@
 """Training through the plugin's entry points on the CPU: checkpoints, validation, and --auto_resume continuity."""
+import cv2
+import numpy as np
 import os
+import pytest
 import re
 import subprocess
 import sys
-from pathlib import Path
-
-import cv2
-import numpy as np
-import pytest
 import torch
 import yaml
 from basicsr.utils.matlab_functions import imresize
+from pathlib import Path
 
-from msrn_plugin.photos import load_photo
+from msrn_plugin.utils.photos import load_photo
 
 REPO = Path(__file__).resolve().parent.parent
 TRAIN_PY = REPO / 'msrn_plugin' / 'train.py'

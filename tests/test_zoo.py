@@ -1,21 +1,21 @@
 """Model-zoo comparison: registry configs, MAC / memory / latency measurements, same-budget training, reports."""
 import csv
 import logging
-import os
-import sys
-
 import numpy as np
+import os
 import pytest
+import sys
 import torch
 
 from msrn_plugin.archs.msrn_arch import MSRN
-from msrn_plugin.checkpoint import atomic_torch_save
-from msrn_plugin.imageio import read_image, write_image
+from msrn_plugin.bench.inference_bench import benchmark_tiling
 from msrn_plugin.prep.bicubic import bicubic_downscale
-from msrn_plugin.zoo import (BUDGET_CONFIGS, ZOO_CONFIGS, CompareSettings, PatchSampler, benchmark_tiling,
-                             bicubic_upscale, build_model, compare_models, count_macs, count_parameters,
-                             growth_exponent, load_benchmark, load_published, measure_latency, measure_peak_memory,
-                             network_options, profile_model, psnr_ssim, train_same_budget)
+from msrn_plugin.utils.checkpoint import atomic_torch_save
+from msrn_plugin.utils.image_io import read_image, write_image
+from msrn_plugin.zoo import (BUDGET_CONFIGS, ZOO_CONFIGS, CompareSettings, PatchSampler, bicubic_upscale, build_model,
+                             compare_models, count_macs, count_parameters, growth_exponent, load_benchmark,
+                             load_published, measure_latency, measure_peak_memory, network_options, profile_model,
+                             psnr_ssim, train_same_budget)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, 'scripts'))

@@ -1,6 +1,6 @@
 """Every `*_arch.py` module here is imported so that its classes register in BasicSR's registry."""
 from os import path as osp
 
-from msrn_plugin._registry_scan import import_modules
+from msrn_plugin.utils.registry import import_modules
 
 __all__ = import_modules(__name__, osp.dirname(osp.abspath(__file__)), '_arch')

@@ -1,10 +1,9 @@
-from typing import Sequence
-
 import torch
 from basicsr.archs.arch_util import Upsample
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
+from typing import Sequence
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 SUPPORTED_SCALES = (1, 2, 3, 4, 8)

@@ -1,8 +1,8 @@
 """BasicSR's PairedImageDataset with LMDB integrity checked when the dataset is built, not mid-training."""
 import copy
-
 from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.utils.registry import DATASET_REGISTRY
+
 from msrn_plugin.data.lmdb_check import check_paired_lmdb
 
 

@@ -1,19 +1,18 @@
 """HR-only SR dataset: the LR input is made on the fly with MATLAB bicubic, for any integer scale."""
+import numpy as np
 import os
 import random
-from typing import List, Tuple
-
-import numpy as np
-from torch.utils import data as data
-from torchvision.transforms.functional import normalize
-
 from basicsr.data.data_util import paths_from_lmdb
 from basicsr.data.transforms import augment
 from basicsr.utils import FileClient, bgr2ycbcr, imfrombytes, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
+from torch.utils import data as data
+from torchvision.transforms.functional import normalize
+from typing import List, Tuple
+
 from msrn_plugin.data.lmdb_check import check_lmdb
-from msrn_plugin.imageio import is_image_file
 from msrn_plugin.prep.bicubic import bicubic_downscale, mod_crop
+from msrn_plugin.utils.image_io import is_image_file
 
 # HR pixels of context (in units of the scale) kept around a training patch before downscaling, so that the LR patch
 # equals the same window of the whole image's LR: the antialiased bicubic kernel reaches 2 LR pixels (+1 for the

@@ -5,15 +5,14 @@ A BasicSR LMDB is a folder ``NAME.lmdb`` with ``data.mdb``, ``lock.mdb`` and ``m
 whose writer was killed typically has a ``meta_info.txt`` listing keys that the database does not hold (BasicSR's
 ``LmdbMaker`` writes the text file line by line but commits the database every 5000 images).
 """
+import cv2
+import lmdb
+import numpy as np
 import os
 import re
 import struct
 from collections import OrderedDict
 from typing import Dict, List, Tuple
-
-import cv2
-import lmdb
-import numpy as np
 
 Shape = Tuple[int, int, int]
 _META_LINE = re.compile(r'^(?P<key>[^.\s]+)\.\w+ \((?P<h>\d+),(?P<w>\d+),(?P<c>\d+)\) \d+$')

@@ -1,16 +1,15 @@
 """Clean images with additive white Gaussian noise added on the fly (denoising, KAIR/SwinIR protocol)."""
-import zlib
-from os import path as osp
-from typing import List, Optional, Tuple
-
 import numpy as np
+import zlib
 from basicsr.data.data_util import paths_from_lmdb
 from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import FileClient, imfrombytes, img2tensor, scandir
 from basicsr.utils.registry import DATASET_REGISTRY
+from os import path as osp
 from torch.utils import data as data
+from typing import List, Optional, Tuple
 
-from msrn_plugin.imageio import ImageReadError, is_image_file
+from msrn_plugin.utils.image_io import ImageReadError, is_image_file
 
 SEED_MODES = ('per_image', 'shared')
 COLOR_MODES = ('rgb', 'gray')

@@ -1,15 +1,14 @@
 """Hazy/clear pairs with RESIDE's file naming (ITS, OTS, SOTS indoor/outdoor, and our synthetic haze)."""
-import re
-from os import path as osp
-from typing import Dict, Iterable, List, Mapping, Optional, Tuple
-
 import numpy as np
+import re
 from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import FileClient, imfrombytes, img2tensor, scandir
 from basicsr.utils.registry import DATASET_REGISTRY
+from os import path as osp
 from torch.utils import data as data
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
-from msrn_plugin.imageio import ImageReadError, image_size, is_image_file
+from msrn_plugin.utils.image_io import ImageReadError, image_size, is_image_file
 
 _NUMBER = re.compile(r'\d+(\.\d+)?')
 _MAX_LISTED = 5
@@ -199,7 +198,7 @@ class RESIDEDataset(data.Dataset):
 
     @classmethod
     def check_dataroots(cls, opt: Mapping, prefix: str, is_train: bool = False, max_samples: int = 8) -> List[str]:
-        """Start-up check of the dataroots, for :mod:`msrn_plugin.validation` (RESIDE pairs by name, not 1:1).
+        """Start-up check of the dataroots, for :mod:`msrn_plugin.utils.validation` (RESIDE pairs by name, not 1:1).
 
         Lists and pairs the names (every image), then reads the sizes of an evenly spaced sample of pairs (disk):
         each clear image must be at least as large as its hazy image, and a training ``gt_size`` must fit the

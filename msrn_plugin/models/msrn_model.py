@@ -1,11 +1,10 @@
 """SRModel with a correct geometric self-ensemble (MSRN+) for validation and testing."""
 import logging
-
 import torch
-
 from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
-from msrn_plugin.ensemble import self_ensemble
+
+from msrn_plugin.inference.ensemble import self_ensemble
 
 logger = logging.getLogger('basicsr')
 
@@ -16,7 +15,7 @@ class MSRNModel(SRModel):
 
     Set ``val.self_ensemble: true`` to evaluate MSRN+ (the paper's "+" rows): every validation/test image is run
     through the 8 dihedral transforms and the back-transformed outputs are averaged
-    (:func:`msrn_plugin.ensemble.self_ensemble`), with ``net_g_ema`` when EMA is on and ``net_g`` otherwise.
+    (:func:`msrn_plugin.inference.ensemble.self_ensemble`), with ``net_g_ema`` when EMA is on and ``net_g`` otherwise.
     BasicSR 1.4.2's own ``SRModel.test_selfensemble`` is not used: validation never calls it, and without EMA it
     calls the missing ``net_g_ema``. Training is unchanged.
 

@@ -6,7 +6,6 @@
 - :mod:`msrn_plugin.prep.div2k`: the DIV2K tree as downloaded to ``DIV2K_*_sub.lmdb`` for every scale.
 - :mod:`msrn_plugin.prep.benchmark`: Set5/Set14/B100/Urban100/Manga109 to ``GTmod{s}``/``LRbicx{s}``.
 - :mod:`msrn_plugin.prep.haze`: synthetic hazy/clear pairs (atmospheric scattering model), RESIDE naming.
-- :mod:`msrn_plugin.prep.loader_benchmark`: data-loader throughput against the training step rate.
 """
 
 

@@ -6,15 +6,14 @@ keep their channels (gray stays gray, as in MATLAB; BasicSR reads both as colour
 atomically, so an interrupted run leaves no truncated PNG, and a rerun rewrites everything.
 """
 import logging
+import numpy as np
 import os
+from tqdm import tqdm
 from typing import Dict, List, Sequence
 
-import numpy as np
-from tqdm import tqdm
-
-from msrn_plugin.imageio import is_image_file, read_image, write_image
 from msrn_plugin.prep import PrepError
 from msrn_plugin.prep.bicubic import bicubic_downscale, mod_crop
+from msrn_plugin.utils.image_io import is_image_file, read_image, write_image
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +65,7 @@ def prepare_benchmark(input_dir: str, output: str, scales: Sequence[int] = (2, 3
 
     Raises:
         PrepError: Bad input (named), e.g. an image smaller than a scale or a 16-bit image.
-        msrn_plugin.imageio.ImageReadError: An unreadable image (named).
+        msrn_plugin.utils.image_io.ImageReadError: An unreadable image (named).
     """
     scales = sorted(set(int(s) for s in scales))
     if not scales or scales[0] < 1:

@@ -4,7 +4,6 @@ The resize itself is BasicSR's :func:`basicsr.utils.matlab_functions.imresize` (
 'bicubic')`` with antialiasing); this module only adds MATLAB's uint8 rounding and clipping.
 """
 import numpy as np
-
 from basicsr.utils.matlab_functions import imresize
 
 

@@ -18,25 +18,24 @@ to the scale, then MATLAB bicubic (:func:`msrn_plugin.prep.bicubic.bicubic_downs
 under a temporary name, checked and renamed (:mod:`msrn_plugin.prep.lmdb_writer`), so reruns skip finished
 databases and an interrupted run never leaves one that looks complete.
 """
+import cv2
 import logging
 import multiprocessing
+import numpy as np
 import os
 import re
 import shutil
 import time
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
-
-import cv2
-import numpy as np
 from PIL import Image
 from tqdm import tqdm
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from msrn_plugin.data.lmdb_check import LmdbIntegrityError, check_lmdb, check_paired_lmdb
-from msrn_plugin.imageio import is_image_file, read_image
 from msrn_plugin.prep import PrepError
 from msrn_plugin.prep.bicubic import bicubic_downscale, mod_crop
 from msrn_plugin.prep.lmdb_writer import Item, read_prep_info, write_lmdb_atomic
 from msrn_plugin.prep.subimages import check_grid, scales_lcm, subimage_positions
+from msrn_plugin.utils.image_io import is_image_file, read_image
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +84,7 @@ def read_bgr(path: str) -> np.ndarray:
     """Read an 8-bit image as HxWx3 BGR (gray is replicated, alpha dropped).
 
     Raises:
-        msrn_plugin.imageio.ImageReadError: Missing, empty or undecodable file.
+        msrn_plugin.utils.image_io.ImageReadError: Missing, empty or undecodable file.
         PrepError: A 16-bit image.
     """
     img = read_image(path)
@@ -260,7 +259,7 @@ def prepare_div2k(root: str,
 
     Raises:
         PrepError: Bad input or output, naming the file and the fix (also for a full disk).
-        msrn_plugin.imageio.ImageReadError: An image whose header reads but whose data does not decode.
+        msrn_plugin.utils.image_io.ImageReadError: An image whose header reads but whose data does not decode.
     """
     if split not in SPLITS:
         raise PrepError(f"split must be 'train' or 'valid', got {split!r}.")

@@ -32,19 +32,18 @@ Output layout, readable by :class:`msrn_plugin.data.reside_dataset.RESIDEDataset
 Everything is written under a temporary folder that is renamed to ``OUTPUT`` only when complete.
 """
 import csv
+import cv2
 import logging
+import numpy as np
 import os
 import shutil
 import zlib
 from os import path as osp
+from tqdm import tqdm
 from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
-import cv2
-import numpy as np
-from tqdm import tqdm
-
-from msrn_plugin.imageio import PathType, is_image_file, read_image, write_image
 from msrn_plugin.prep import PrepError
+from msrn_plugin.utils.image_io import PathType, is_image_file, read_image, write_image
 
 logger = logging.getLogger(__name__)
 

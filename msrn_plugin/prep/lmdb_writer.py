@@ -7,14 +7,13 @@ kill) leaves at most a ``.partial.lmdb`` folder, which the next run deletes and 
 """
 import errno
 import json
+import lmdb
 import logging
 import os
 import shutil
+from basicsr.utils.lmdb_util import LmdbMaker
 from typing import Callable, Iterable, Optional, Tuple
 
-import lmdb
-
-from basicsr.utils.lmdb_util import LmdbMaker
 from msrn_plugin.data.lmdb_check import check_lmdb
 from msrn_plugin.prep import PrepError
 

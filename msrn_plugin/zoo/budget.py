@@ -1,11 +1,10 @@
 """Same-budget training: identical seeded patch batches for every model and a short L1 / Adam training loop."""
-import time
-from typing import Iterator, Sequence, Tuple, Union
-
 import numpy as np
+import time
 import torch
 from torch import nn
 from tqdm import tqdm
+from typing import Iterator, Sequence, Tuple, Union
 
 from msrn_plugin.zoo.evaluation import make_pair
 

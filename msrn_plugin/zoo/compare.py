@@ -1,17 +1,16 @@
 """The comparison driver: :class:`CompareSettings` and :func:`compare_models` (``scripts/compare_models.py``)."""
 import copy
 import os
+import torch
 from dataclasses import dataclass, field
 from os import PathLike
-from typing import Dict, List, Optional, Tuple, Union
-
-import torch
 from torch import nn
 from tqdm import tqdm
+from typing import Dict, List, Optional, Tuple, Union
 
-from msrn_plugin.checkpoint import CheckpointError, safe_torch_load
 from msrn_plugin.inference import extract_state_dict, load_msrn
-from msrn_plugin.photos import TRAIN_PHOTOS, load_photo
+from msrn_plugin.utils.checkpoint import CheckpointError, safe_torch_load
+from msrn_plugin.utils.photos import TRAIN_PHOTOS, load_photo
 from msrn_plugin.zoo.budget import PatchSampler, train_same_budget
 from msrn_plugin.zoo.configs import BUDGET_CONFIGS, ZOO_CONFIGS, build_model, describe_options, network_options
 from msrn_plugin.zoo.evaluation import bicubic_upscale, evaluate, load_benchmark, make_upscaler

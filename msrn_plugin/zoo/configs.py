@@ -1,11 +1,10 @@
 """Model-zoo network configurations (the papers' and the slim same-budget ones) and building them through BasicSR's
 ``ARCH_REGISTRY``."""
 import copy
-from collections import OrderedDict
-from typing import Mapping
-
 from basicsr.utils.registry import ARCH_REGISTRY
+from collections import OrderedDict
 from torch import nn
+from typing import Mapping
 
 #: The papers' configurations (``upscale`` is added per run). EDSR-M is BasicSR's ``EDSR_Mx4`` (the EDSR paper's
 #: baseline), EDSR-L its ``EDSR_Lx4`` (the paper's EDSR), RCAN the RCAN paper's (10 groups of 20 blocks), MSRN the

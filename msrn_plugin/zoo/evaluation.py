@@ -1,22 +1,21 @@
 """Benchmark data and metrics: (HR, LR) pairs made with MATLAB-style bicubic, the bicubic baseline, Y-channel PSNR /
 SSIM (BasicSR's metrics) and evaluating an upscaler over a benchmark."""
-import os
-from collections import OrderedDict
-from os import PathLike
-from typing import Callable, Dict, Mapping, Optional, Tuple, Union
-
 import cv2
 import numpy as np
+import os
 import torch
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils.matlab_functions import imresize
+from collections import OrderedDict
+from os import PathLike
 from torch import nn
 from tqdm import tqdm
+from typing import Callable, Dict, Mapping, Optional, Tuple, Union
 
-from msrn_plugin.imageio import is_image_file, read_image
-from msrn_plugin.inference import Upsampler
-from msrn_plugin.photos import HELD_OUT_PHOTOS, load_photo
+from msrn_plugin.inference import MSRNer
 from msrn_plugin.prep.bicubic import bicubic_downscale, mod_crop
+from msrn_plugin.utils.image_io import is_image_file, read_image
+from msrn_plugin.utils.photos import HELD_OUT_PHOTOS, load_photo
 
 PathType = Union[str, PathLike]
 
@@ -116,6 +115,6 @@ def evaluate(upscale: Callable[[np.ndarray], np.ndarray],
 
 def make_upscaler(net: nn.Module, scale: int, tile: int = 0, tile_pad: Optional[int] = None,
                   device: Union[str, torch.device] = 'cpu') -> Callable[[np.ndarray], np.ndarray]:
-    """BGR uint8 -> BGR uint8 through :class:`msrn_plugin.inference.Upsampler` (tiling needs ``tile_pad`` for
+    """BGR uint8 -> BGR uint8 through :class:`msrn_plugin.inference.MSRNer` (tiling needs ``tile_pad`` for
     non-MSRN models; RCAN's channel attention pools the whole input, so no finite pad makes its tiles exact)."""
-    return Upsampler(net, scale, tile=tile, tile_pad=tile_pad, device=device).enhance
+    return MSRNer(net, scale, tile=tile, tile_pad=tile_pad, device=device).enhance

@@ -1,15 +1,14 @@
 """Complexity and speed of a network: trainable parameters, MACs (``mmengine.analysis``), forward latency and peak
 tensor memory, and how latency / memory grow with the input's pixel count."""
 import logging
+import numpy as np
 import os
 import statistics
 import time
-from contextlib import contextmanager
-from typing import Callable, Iterator, List, Sequence, Tuple, Union
-
-import numpy as np
 import torch
+from contextlib import contextmanager
 from torch import nn
+from typing import Callable, Iterator, List, Sequence, Tuple, Union
 
 
 def count_parameters(net: nn.Module) -> int:

@@ -1,17 +1,16 @@
 """Report writing of the comparison: ``model_zoo.csv``, ``model_zoo.md``, the plots and the crop grid."""
 import csv
+import cv2
 import io
 import logging
 import math
+import numpy as np
 import os
+from basicsr.metrics import calculate_psnr
 from typing import List, Mapping, Sequence, Tuple
 
-import cv2
-import numpy as np
-from basicsr.metrics import calculate_psnr
-
-from msrn_plugin.atomic import atomic_write
-from msrn_plugin.imageio import write_image
+from msrn_plugin.utils.atomic import atomic_write
+from msrn_plugin.utils.image_io import write_image
 from msrn_plugin.zoo.published import PUBLISHED_DATASETS
 
 logger = logging.getLogger(__name__)

@@ -1,42 +1,41 @@
 """Inference with trained MSRN checkpoints: configuration from the checkpoint, exact tiling, self-ensemble, image I/O.
 
 * :func:`load_msrn` reads a BasicSR checkpoint (``{'params': ...}`` / ``{'params_ema': ...}`` or a bare state dict)
-  with :func:`msrn_plugin.checkpoint.safe_torch_load`, infers the network configuration from the tensor shapes
+  with :func:`msrn_plugin.utils.checkpoint.safe_torch_load`, infers the network configuration from the tensor shapes
   (:func:`msrn_config_from_state_dict`), builds MSRN through BasicSR's ``ARCH_REGISTRY`` and loads it strictly. A
-  checkpoint of another architecture or of the wrong scale gets a :class:`~msrn_plugin.checkpoint.CheckpointError`
+  checkpoint of another architecture or of the wrong scale gets a :class:`~msrn_plugin.utils.checkpoint.CheckpointError`
   naming the file and the fix.
 * :func:`msrn_receptive_radius` derives, from the modules of an MSRN instance, how many LR pixels around a tile its
   output can depend on. :func:`tile_forward` pads every tile by that many *real* neighbouring pixels (and only at the
   true image border relies on the convolutions' zero padding), so the stitched output equals the whole-image output
   up to float rounding while memory stays bounded by the tile size.
-* :class:`Upsampler` turns images as stored (gray, BGR, BGRA; 8- or 16-bit) into upscaled images of the same kind;
-  :func:`upscale_path` runs it over a file or a folder with a progress bar (:mod:`msrn_plugin.batch`).
+* :class:`MSRNer` turns images as stored (gray, BGR, BGRA; 8- or 16-bit) into upscaled images of the same kind;
+  :func:`upscale_path` runs it over a file or a folder with a progress bar (:mod:`msrn_plugin.inference.batch`).
 """
+import cv2
 import logging
 import math
+import numpy as np
 import os
 import re
-from os import PathLike
-from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
-
-import cv2
-import numpy as np
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
+from os import PathLike
 from torch import nn
 from tqdm import tqdm
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
-from msrn_plugin.batch import BatchReport, collect_inputs, process_folder
-from msrn_plugin.checkpoint import CheckpointError, safe_torch_load
-from msrn_plugin.ensemble import self_ensemble
-from msrn_plugin.imageio import read_image, write_image
+from msrn_plugin.inference.batch import BatchReport, collect_inputs, process_folder
+from msrn_plugin.inference.ensemble import self_ensemble
+from msrn_plugin.utils.checkpoint import CheckpointError, safe_torch_load
+from msrn_plugin.utils.image_io import read_image, write_image
 
 PathType = Union[str, PathLike]
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
 logger = logging.getLogger(__name__)
 
-#: Precision names accepted by :class:`Upsampler` (and the CLI's --fp32/--fp16/--bf16).
+#: Precision names accepted by :class:`MSRNer` (and the CLI's --fp32/--fp16/--bf16).
 DTYPES: Dict[str, torch.dtype] = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 #: Keys every MSRN state dict has.
 MSRN_REQUIRED_KEYS = ('conv_first.weight', 'body.0.conv_3_1.weight', 'body.0.conv_5_1.weight', 'conv_fusion.weight',
@@ -301,7 +300,7 @@ def tile_forward(forward: Forward,
 # --------------------------------------------------------------------------------------------------------------------
 # Images in, images out
 # --------------------------------------------------------------------------------------------------------------------
-class Upsampler:
+class MSRNer:
     """Upscale images as stored (gray / BGR / BGRA, uint8 / uint16) with a super-resolution network.
 
     Colour images go through the network in RGB order (BasicSR's convention); gray images are replicated to three
@@ -383,7 +382,7 @@ class Upsampler:
         return self._forward_tile(x).to(x.device)
 
     def enhance(self, img: np.ndarray, progress: bool = False) -> np.ndarray:
-        """Upscale one image as returned by :func:`msrn_plugin.imageio.read_image`.
+        """Upscale one image as returned by :func:`msrn_plugin.utils.image_io.read_image`.
 
         Args:
             img (np.ndarray): HxW, HxWx3 (BGR) or HxWx4 (BGRA); uint8 or uint16.
@@ -442,18 +441,18 @@ def output_path_for(input_file: str, output_dir: str, suffix: str = '') -> str:
 
 def upscale_path(input_path: PathType,
                  output_dir: PathType,
-                 upsampler: Upsampler,
+                 upsampler: MSRNer,
                  suffix: str = '',
                  show_progress: bool = True) -> BatchReport:
     """Upscale an image or every image in a folder; outputs keep the input's name (plus ``_suffix``).
 
-    Runs through :func:`msrn_plugin.batch.process_folder`: a file that cannot be read or processed is reported and
-    the others go on; outputs are written atomically, so nothing half-written appears.
+    Runs through :func:`msrn_plugin.inference.batch.process_folder`: a file that cannot be read or processed is
+    reported and the others go on; outputs are written atomically, so nothing half-written appears.
 
     Args:
         input_path (str | PathLike): Image or folder (not recursive).
         output_dir (str | PathLike): Output folder (created).
-        upsampler (Upsampler): What upscales.
+        upsampler (MSRNer): What upscales.
         suffix (str): Added to output names as ``_suffix``. Default: ''.
         show_progress (bool): Progress bars over files (and tiles). Default: True.
 

@@ -6,9 +6,9 @@ from typing import List, Optional
 
 import msrn_plugin  # noqa: F401  (compatibility layer and registration)
 from msrn_plugin import compat
-from msrn_plugin.checkpoint import CheckpointError
-from msrn_plugin.options import OptionFileError, apply_force_yml, load_options
-from msrn_plugin.validation import OptionValidationError, validate_options
+from msrn_plugin.utils.checkpoint import CheckpointError
+from msrn_plugin.utils.options import OptionFileError, apply_force_yml, load_options
+from msrn_plugin.utils.validation import OptionValidationError, validate_options
 
 #: Errors that mean "fix the input": the command lines print the message alone and exit with this status.
 INPUT_ERRORS = (OptionFileError, OptionValidationError, CheckpointError)
@@ -43,7 +43,7 @@ def prepare_run(kind: str, argv: List[str], root_path: str) -> Optional[dict]:
 
     Raises:
         OptionFileError: If the option file is unsafe, unreadable, or a ``--force_yml`` entry is refused.
-        OptionValidationError: If the options or the data cannot work (see :mod:`msrn_plugin.validation`).
+        OptionValidationError: If the options or the data cannot work (see :mod:`msrn_plugin.utils.validation`).
     """
     args = _parse_args(argv)
     if args.opt is None:

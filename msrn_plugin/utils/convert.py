@@ -9,13 +9,12 @@ buffers, which makes ``MSRN(x) == official(255 * x) / 255`` exactly (up to float
 """
 import os
 import re
+import torch
 from collections import OrderedDict
 from os import PathLike
 from typing import Dict, Tuple, Union
 
-import torch
-
-from msrn_plugin.checkpoint import CheckpointError, atomic_torch_save, safe_torch_load
+from msrn_plugin.utils.checkpoint import CheckpointError, atomic_torch_save, safe_torch_load
 
 PathType = Union[str, PathLike]
 StateDict = Dict[str, torch.Tensor]

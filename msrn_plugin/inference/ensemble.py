@@ -1,7 +1,6 @@
 """Geometric self-ensemble (the "+" in MSRN+/EDSR+): average the outputs over the 8 flips/rotations."""
-from typing import Callable
-
 import torch
+from typing import Callable
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 

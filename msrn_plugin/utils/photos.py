@@ -2,11 +2,10 @@
 
 No download happens: these files are part of the scikit-image wheel (a BasicSR dependency).
 """
-import os
-from typing import Dict, Tuple
-
 import cv2
 import numpy as np
+import os
+from typing import Dict, Tuple
 
 #: Colour photographs used for training in the demo (and as a miniature DIV2K in tests).
 TRAIN_PHOTOS: Tuple[str, ...] = ('astronaut.png', 'coffee.png', 'motorcycle_left.png', 'motorcycle_right.png',

@@ -12,11 +12,10 @@ BasicSR's ``--force_yml key:sub=value`` overrides are also code paths: ``parse_o
 """
 import copy
 import re
+import yaml
 from collections import OrderedDict
 from os import PathLike
 from typing import Any, List, Mapping, Sequence, Union
-
-import yaml
 
 try:
     from yaml import CSafeLoader as _BaseSafeLoader

@@ -5,16 +5,15 @@ folder, so it runs anywhere without downloads.
 """
 import os
 import time
-from typing import Dict, Sequence
-
 import torch
 from torch.utils.data import DataLoader
+from typing import Dict, Sequence
 
 from msrn_plugin.data.checked_paired_dataset import CheckedPairedImageDataset
 from msrn_plugin.data.lmdb_check import read_meta_info
-from msrn_plugin.imageio import write_image
-from msrn_plugin.photos import TRAIN_PHOTOS, load_photo
 from msrn_plugin.prep.div2k import hr_lmdb_name, lr_lmdb_name, prepare_div2k
+from msrn_plugin.utils.image_io import write_image
+from msrn_plugin.utils.photos import TRAIN_PHOTOS, load_photo
 
 
 def build_miniature_div2k(root: str, photos: Sequence[str] = TRAIN_PHOTOS) -> str:

@@ -3,10 +3,9 @@ GFLOP/s / peak memory at several sizes, and whole-image vs exactly tiled forward
 import copy
 import statistics
 import time
-from typing import List, Sequence, Union
-
 import torch
 from torch import nn
+from typing import List, Sequence, Union
 
 from msrn_plugin.inference import tile_forward
 from msrn_plugin.zoo.profiling import _sync, count_macs, measure_latency, measure_peak_memory

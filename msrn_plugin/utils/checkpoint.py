@@ -8,12 +8,11 @@ refuses pickled code.
 import os
 import pickle
 import re
+import torch
 from os import PathLike
 from typing import Any, Union
 
-import torch
-
-from msrn_plugin.atomic import atomic_write
+from msrn_plugin.utils.atomic import atomic_write
 
 PathType = Union[str, PathLike]
 

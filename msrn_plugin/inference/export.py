@@ -5,16 +5,15 @@ says so when they are missing. The export uses PyTorch's TorchScript-based expor
 no extra package and supports dynamic height / width through ``dynamic_axes``.
 """
 import importlib
+import numpy as np
 import os
+import torch
 import warnings
 from os import PathLike
+from torch import nn
 from typing import Union
 
-import numpy as np
-import torch
-from torch import nn
-
-from msrn_plugin.atomic import atomic_path
+from msrn_plugin.utils.atomic import atomic_path
 
 PathType = Union[str, PathLike]
 INPUT_NAME, OUTPUT_NAME = 'lq', 'sr'

@@ -24,12 +24,11 @@ import difflib
 import inspect
 import logging
 import os
+import torch
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-import torch
-
-from msrn_plugin.checkpoint import CheckpointError, safe_torch_load
-from msrn_plugin.imageio import ImageReadError, image_size, is_image_file
+from msrn_plugin.utils.checkpoint import CheckpointError, safe_torch_load
+from msrn_plugin.utils.image_io import ImageReadError, image_size, is_image_file
 
 logger = logging.getLogger('basicsr')
 
@@ -523,7 +522,7 @@ def validate_options(opt: Mapping,
     """Check options and data before any work starts; raise once with every problem found.
 
     Args:
-        opt (Mapping): Options as read by :func:`msrn_plugin.options.load_options` (not modified).
+        opt (Mapping): Options as read by :func:`msrn_plugin.utils.options.load_options` (not modified).
         is_train (bool): Training (all checks) or testing (no ``train``/``logger``/``gt_size`` checks). Default: True.
         source (str): The option file, named in the error. Default: '<options>'.
         resume (bool): The run resumes from a training state, so pretrained paths are replaced by the experiment's

@@ -1,38 +1,21 @@
-"""Denoising and dehazing demos on scikit-image's bundled photos: train a tiny MSRN through BasicSR, then score it.
-
-Each demo builds its data in a work folder from :data:`msrn_plugin.photos.TRAIN_PHOTOS` (training) and
-:data:`msrn_plugin.photos.HELD_OUT_PHOTOS` (evaluation, never trained on), derives its options from the shipped
-option file (``options/train_MSRN_denoise_*.yml`` or ``options/train_MSRN_dehaze_synthetic.yml``) with a tiny
-network and a short schedule, trains with BasicSR's ``train_pipeline`` (:func:`msrn_plugin.entry.run_pipeline`) and
-reports, per held-out photo, the PSNR of the degraded input and of the restored output against the clean photo.
-
-- Denoising: Gaussian noise of ``sigma`` (0-255 scale) from :class:`~msrn_plugin.data.noise_dataset.
-  GaussianNoiseDataset`, seeded per image for evaluation.
-- Dehazing: hazy/clear pairs from :func:`msrn_plugin.prep.haze.synthesize_haze_pairs` (seed 0 for training,
-  seed 1 for the held-out photos) read by :class:`~msrn_plugin.data.reside_dataset.RESIDEDataset`.
-
-PSNR is BasicSR's ``calculate_psnr`` on 8-bit images (``tensor2img``: clipped to [0, 1] and rounded), no border
-cropped, on RGB (colour) or the grey channel, i.e. what SRModel's validation computes for the output; the input is
-scored the same way.
-"""
+"""Denoising and dehazing demos on bundled photos: train a tiny MSRN through BasicSR, then score it."""
 import copy
 import logging
+import numpy as np
 import os
 import time
+import torch
+import yaml
 from collections import OrderedDict
 from os import path as osp
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence
 
-import numpy as np
-import torch
-import yaml
-
-from msrn_plugin.atomic import atomic_write
-from msrn_plugin.checkpoint import safe_torch_load
-from msrn_plugin.imageio import PathType, write_image
-from msrn_plugin.options import load_options
-from msrn_plugin.photos import HELD_OUT_PHOTOS, TRAIN_PHOTOS, load_photo
 from msrn_plugin.prep.haze import synthesize_haze_pairs
+from msrn_plugin.utils.atomic import atomic_write
+from msrn_plugin.utils.checkpoint import safe_torch_load
+from msrn_plugin.utils.image_io import PathType, write_image
+from msrn_plugin.utils.options import load_options
+from msrn_plugin.utils.photos import HELD_OUT_PHOTOS, TRAIN_PHOTOS, load_photo
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +50,7 @@ def derive_options(base: Mapping, overrides: Mapping) -> OrderedDict:
     """A deep copy of ``base`` with ``overrides`` merged in (nested mappings merge; other values replace).
 
     Args:
-        base (Mapping): Options, e.g. from :func:`msrn_plugin.options.load_options` (not modified).
+        base (Mapping): Options, e.g. from :func:`msrn_plugin.utils.options.load_options` (not modified).
         overrides (Mapping): Values to set; a mapping value merges into the mapping at the same key.
 
     Returns:
@@ -119,7 +102,7 @@ def prepare_photos(folder: PathType, names: Sequence[str], color: bool = True, m
 
     Args:
         folder (str | PathLike): Output folder (created).
-        names (Sequence[str]): Photo file names, e.g. :data:`msrn_plugin.photos.TRAIN_PHOTOS`.
+        names (Sequence[str]): Photo file names, e.g. :data:`msrn_plugin.utils.photos.TRAIN_PHOTOS`.
         color (bool): Colour (BGR) or grey images. Default: True.
         max_size (int): Largest height/width kept. Default: 512.
 
@@ -278,7 +261,7 @@ def run_demo(task: str,
     Returns:
         DemoResult: Per-photo PSNR, iterations, training time, experiment folder.
     """
-    from msrn_plugin.entry import run_pipeline
+    from msrn_plugin.utils.pipeline import run_pipeline
 
     if task not in TASKS:
         raise ValueError(f'task must be one of {TASKS}, got {task!r}.')

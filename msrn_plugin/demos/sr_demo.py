@@ -17,21 +17,20 @@ Layout it writes (under the working directory)::
 """
 import csv
 import logging
-import os
-from os import path as osp
-from typing import Dict, List, Optional, Sequence
-
 import numpy as np
+import os
 import torch
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils import img2tensor, tensor2img
 from basicsr.utils.matlab_functions import imresize
+from os import path as osp
+from typing import Dict, List, Optional, Sequence
 
 from msrn_plugin.archs.msrn_arch import MSRN
-from msrn_plugin.atomic import atomic_write
-from msrn_plugin.checkpoint import safe_torch_load
-from msrn_plugin.imageio import read_image, write_image
-from msrn_plugin.photos import HELD_OUT_PHOTOS, TRAIN_PHOTOS, load_photo
+from msrn_plugin.utils.atomic import atomic_write
+from msrn_plugin.utils.checkpoint import safe_torch_load
+from msrn_plugin.utils.image_io import read_image, write_image
+from msrn_plugin.utils.photos import HELD_OUT_PHOTOS, TRAIN_PHOTOS, load_photo
 
 logger = logging.getLogger(__name__)
 

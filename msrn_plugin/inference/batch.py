@@ -1,26 +1,12 @@
-"""Run a function over a folder of images: one bad file never stops the run, and every failure is reported.
-
-Inference and the data scripts process folders that may hold corrupt, truncated, empty or non-image files.
-:func:`process_folder` calls ``fn(path)`` for every image, records the exception of each one that fails and goes
-on, skips (and lists) files that are not images, and returns a :class:`BatchReport` whose ``exit_code`` is non-zero
-when anything failed. Outputs should be written with :func:`msrn_plugin.imageio.write_image` (atomic), so a failure
-or a kill never leaves a partial output under its final name.
-
-Typical script use::
-
-    report = process_folder(args.input, lambda path: upscale_one(path, args.output), desc='Upscaling')
-    logger.info(report.summary())
-    sys.exit(report.exit_code)
-"""
+"""Run a function over a folder of images: one bad file never stops the run, and every failure is reported."""
 import logging
 import os
 from dataclasses import dataclass, field
 from os import PathLike
+from tqdm import tqdm
 from typing import Any, Callable, Iterable, List, Tuple, Type, Union
 
-from tqdm import tqdm
-
-from msrn_plugin.imageio import is_image_file
+from msrn_plugin.utils.image_io import is_image_file
 
 logger = logging.getLogger('basicsr')
 
@@ -120,7 +106,7 @@ def process_folder(inputs: Union[PathType, Iterable[PathType]],
     Args:
         inputs (str | PathLike | Iterable): One image file, a folder, or an iterable of files.
         fn (Callable[[str], Any]): Processes one file; raises on failure. It should write its outputs with
-            :func:`msrn_plugin.imageio.write_image` so that nothing partial is left under a final name.
+            :func:`msrn_plugin.utils.image_io.write_image` so that nothing partial is left under a final name.
         desc (str): Progress-bar label. Default: 'Processing'.
         recursive (bool): Also process sub-folders of a folder. Default: False.
         catch (tuple[type]): Exceptions recorded as a per-file failure; others (and KeyboardInterrupt) stop the

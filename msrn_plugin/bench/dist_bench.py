@@ -12,9 +12,8 @@ import os
 import socket
 import tempfile
 import time
-from typing import Dict, List, Optional, Sequence
-
 import torch
+from typing import Dict, List, Optional, Sequence
 
 logger = logging.getLogger('basicsr')
 

@@ -4,14 +4,13 @@ OpenCV's ``cv2.imread`` returns None (no reason) for missing, corrupt or non-ima
 paths; these helpers read bytes with Python and decode them with ``cv2.imdecode``, and write through a temporary
 file so a partial image never appears under its final name.
 """
+import cv2
+import numpy as np
 import os
 from os import PathLike
 from typing import Tuple, Union
 
-import cv2
-import numpy as np
-
-from msrn_plugin.atomic import atomic_write
+from msrn_plugin.utils.atomic import atomic_write
 
 PathType = Union[str, PathLike]
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')

@@ -1,0 +1,1 @@
+"""Benchmarks behind ``scripts/benchmark_*.py``: data loader, distributed training, inference."""

@@ -1,0 +1,1 @@
+"""Shared helpers: crash-safe writes, checkpoints, image I/O, option loading and checks, the pipeline runner."""
