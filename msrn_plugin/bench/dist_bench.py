@@ -1,11 +1,4 @@
-"""Training throughput of MSRN under DistributedDataParallel, for 1..N processes at the same per-rank batch.
-
-Each rank runs BasicSR's ``SRModel`` (built by ``build_model``, so DDP comes from the plugin's ``model_to_device``):
-``feed_data`` + ``optimize_parameters`` (forward, L1 loss, backward with the gradient all-reduce, Adam step) on a
-fixed random batch, so data loading is left out and the figure is compute plus communication. One process runs
-without DDP (the single-process baseline); every run starts fresh processes with ``torch.multiprocessing`` (N > 1:
-rendezvous on loopback). Scaling efficiency = throughput(N) / (N x throughput(1)).
-"""
+"""Training throughput of MSRN under DistributedDataParallel for 1..N processes (docs/distributed.md)."""
 import json
 import logging
 import os

@@ -1,8 +1,4 @@
-"""Mod-crop and MATLAB-compatible bicubic downscaling, as in the official MSRN/EDSR data protocol.
-
-The resize itself is BasicSR's :func:`basicsr.utils.matlab_functions.imresize` (MATLAB's ``imresize(img, 1/s,
-'bicubic')`` with antialiasing); this module only adds MATLAB's uint8 rounding and clipping.
-"""
+"""Mod-crop and MATLAB-compatible bicubic downscaling (BasicSR's ``imresize`` with MATLAB's uint8 rounding)."""
 import numpy as np
 from basicsr.utils.matlab_functions import imresize
 

@@ -1,36 +1,4 @@
-"""Synthetic haze with the atmospheric scattering model, written as RESIDE-named hazy/clear pairs.
-
-Model (Koschmieder; the model RESIDE itself was rendered with)::
-
-    I(x) = J(x) t(x) + A (1 - t(x)),    t(x) = exp(-beta d(x))
-
-``J`` is the clear image in [0, 1], ``A`` a global grey airlight in (0, 1], ``beta`` the scattering coefficient and
-``d`` a depth. ``I`` is a convex combination of ``J`` and ``A`` for every t in (0, 1], so it stays in [0, 1].
-
-Default ranges (per hazy image, uniform):
-
-- ``A`` in [0.7, 1.0]: RESIDE ITS's airlight range (OTS/SOTS outdoor use 0.8-1.0).
-- ``beta`` in [0.6, 1.8]: RESIDE ITS's range, applied to a *relative* depth.
-- Relative depth ``d`` in [0.2, 1.0] (nearest to farthest pixel), so t is in [exp(-1.8), exp(-0.12)]
-  = [0.165, 0.887]: light to dense haze, never a clear pixel.
-
-Without a depth map, ``d`` is a proxy (``depth_mode``):
-
-- ``'vertical'`` (default): a linear ramp from the bottom row (near) to the top row (far); in most photographs the
-  ground is near the bottom and the horizon or sky at the top.
-- ``'luminance'``: the image's brightness after a strong Gaussian blur (sigma = 1/8 of the shorter side),
-  normalised; bright, smooth regions (sky, distant haze) count as far. A heuristic: bright near objects get too much
-  haze.
-- ``'uniform'``: the farthest depth everywhere (homogeneous haze, t constant).
-
-Output layout, readable by :class:`msrn_plugin.data.reside_dataset.RESIDEDataset` as it is::
-
-    OUTPUT/clear/<stem>.png
-    OUTPUT/hazy/<stem>_<A:.2f>_<beta:.3f>.png     (RESIDE OTS naming: clear name, airlight, beta)
-    OUTPUT/haze_params.csv                        (every hazy image with A, beta, depth mode and range, t range)
-
-Everything is written under a temporary folder that is renamed to ``OUTPUT`` only when complete.
-"""
+"""Synthetic hazy/clear pairs with the atmospheric scattering model, RESIDE-named (docs/restoration.md)."""
 import csv
 import cv2
 import logging

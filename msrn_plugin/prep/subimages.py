@@ -1,9 +1,4 @@
-"""The overlapping sub-image grid of BasicSR's ``scripts/data_preparation/extract_subimages.py``.
-
-One HR database serves every scale when every sub-image corner and size is a multiple of every scale: the grid is
-computed on the HR image mod-cropped to the least common multiple of the scales, with crop size and step multiples
-of it; the LR sub-image for scale ``s`` is then the LR image's ``[y / s : (y + crop_size) / s]`` window.
-"""
+"""BasicSR's overlapping sub-image grid, aligned so that one HR database serves every scale (docs/data.md)."""
 import math
 from typing import List, Sequence, Tuple
 

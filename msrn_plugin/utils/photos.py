@@ -1,7 +1,4 @@
-"""The real photographs that scikit-image ships in ``skimage/data/``: offline material for the demo and the tests.
-
-No download happens: these files are part of the scikit-image wheel (a BasicSR dependency).
-"""
+"""The photographs scikit-image ships in ``skimage/data/``: offline material for the demos and the tests."""
 import cv2
 import numpy as np
 import os
