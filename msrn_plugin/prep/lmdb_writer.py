@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Optional, Tuple
 
 from msrn_plugin.data.lmdb_check import check_lmdb
 from msrn_plugin.prep import PrepError
+from msrn_plugin.utils.atomic import _fsync
 
 logger = logging.getLogger(__name__)
 Item = Tuple[str, bytes, Tuple[int, int, int]]
@@ -25,14 +26,6 @@ INFO_FILE = 'prep_info.json'
 def partial_path(lmdb_path: str) -> str:
     """Where :func:`write_lmdb_atomic` writes before the rename: ``X.lmdb`` -> ``X.partial.lmdb``."""
     return lmdb_path[:-len('.lmdb')] + '.partial.lmdb'
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _free_bytes(folder: str) -> int:

@@ -1,10 +1,9 @@
-"""Crash-safe file writing: the one mechanism behind every file the plugin writes under a final name.
+"""Crash-safe file writing (temporary file beside the target, fsync, rename), behind every file the plugin writes.
 
-A temporary file ``.<name>.<random>.tmp`` is written in the destination folder, flushed and fsync-ed, then renamed over
-the final name, and the folder is fsync-ed. A kill at any moment leaves either the previous file or the complete new
-one under the final name; an error removes the temporary file.
+A kill at any moment leaves the previous file or the complete new one; files get the mode a plain ``open()`` gives.
 """
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from os import PathLike
@@ -14,6 +13,7 @@ PathType = Union[str, PathLike]
 
 
 def _fsync(path: str, flags: int = os.O_RDONLY) -> None:
+    """Flush a file or a folder (its entries) to disk; a no-op where the platform cannot open it."""
     try:
         fd = os.open(path, flags)
     except OSError:  # pragma: no cover - platforms without directory fds
@@ -26,11 +26,34 @@ def _fsync(path: str, flags: int = os.O_RDONLY) -> None:
         os.close(fd)
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the platform allows (``/proc/self/status``)."""
+    try:
+        with open('/proc/self/status', encoding='ascii') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # pragma: no cover - no procfs: the only portable way to read it is to set it
+    os.umask(mask)  # pragma: no cover
+    return mask  # pragma: no cover
+
+
+def _open_mode(path: str) -> int:
+    """The permission bits ``open(path, 'w')`` would leave: an existing file's own, else ``0o666 & ~umask``."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~current_umask()
+
+
 @contextmanager
 def atomic_path(path: PathType) -> Iterator[str]:
     """Yield a temporary path beside ``path``; when the block ends without error, it replaces ``path``.
 
-    For writers that want a file name (``torch.onnx.export``, ...). The folder must exist.
+    For writers that want a file name (``torch.onnx.export``, ...). The folder must exist. The final file gets the
+    permission bits a plain ``open(path, 'w')`` would give (``mkstemp``'s owner-only 0600 is not kept).
 
     Args:
         path (str | PathLike): Final file name.
@@ -44,6 +67,7 @@ def atomic_path(path: PathType) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, _open_mode(path))
         _fsync(tmp)
         os.replace(tmp, path)
     finally:
