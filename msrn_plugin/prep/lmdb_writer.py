@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Optional, Tuple
 
 from msrn_plugin.data.lmdb_check import check_lmdb
 from msrn_plugin.prep import PrepError
-from msrn_plugin.utils.atomic import _fsync
+from msrn_plugin.utils.atomic import fsync_path
 
 logger = logging.getLogger(__name__)
 Item = Tuple[str, bytes, Tuple[int, int, int]]
@@ -110,9 +110,9 @@ def write_lmdb_atomic(lmdb_path: str,
             json.dump(dict(info, num_images=count), f, indent=2, sort_keys=True)
             f.flush()
             os.fsync(f.fileno())
-        _fsync(os.path.join(tmp, 'meta_info.txt'))
+        fsync_path(os.path.join(tmp, 'meta_info.txt'))
         os.rename(tmp, lmdb_path)
-        _fsync(os.path.dirname(os.path.abspath(lmdb_path)))
+        fsync_path(os.path.dirname(os.path.abspath(lmdb_path)))
     except BaseException as err:
         full = _is_disk_full(err, os.path.dirname(os.path.abspath(lmdb_path)))
         if maker is not None:

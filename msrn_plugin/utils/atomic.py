@@ -12,10 +12,10 @@ from typing import IO, Iterator, Optional, Union
 PathType = Union[str, PathLike]
 
 
-def _fsync(path: str, flags: int = os.O_RDONLY) -> None:
+def fsync_path(path: str) -> None:
     """Flush a file or a folder (its entries) to disk; a no-op where the platform cannot open it."""
     try:
-        fd = os.open(path, flags)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:  # pragma: no cover - platforms without directory fds
         return
     try:
@@ -68,12 +68,12 @@ def atomic_path(path: PathType) -> Iterator[str]:
     try:
         yield tmp
         os.chmod(tmp, _open_mode(path))
-        _fsync(tmp)
+        fsync_path(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    _fsync(folder)
+    fsync_path(folder)
 
 
 @contextmanager
