@@ -539,6 +539,8 @@ def validate_options(opt: Mapping,
     if problems:
         raise OptionValidationError(problems, source)
     problems += _check_environment(opt)
+    from msrn_plugin.models.msrn_model import check_training_switches
+    problems += check_training_switches(opt, is_train)  # use_amp, use_compile, ... (docs/training_speed.md)
     net_problems, net, net_args = _check_network(opt, 'network_g')
     problems += net_problems
     problems += _check_scale(opt, net_args)
