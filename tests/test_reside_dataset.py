@@ -182,3 +182,77 @@ def test_startup_validation_reports_unpaired_hazy_images(tmp_path):
     assert f'{tmp_path / "hazy"}: 1 hazy image(s) have no clear partner in {tmp_path / "clear"}: 0001_0.8_0.2.png.' \
         in str(err.value)
     assert not (tmp_path / 'experiments').exists()
+
+
+# ---------------------------------------------------------------- LMDB keys with dots, through the train entry
+def _dotted_haze_lmdbs(tmp_path, photo_bgr):
+    """ITS-style (``1_1_0.90179``) and synthesize_haze-style (``astronaut_0.85_1.200``) hazy keys, in LMDBs."""
+    hazy, clear = tmp_path / 'hazy', tmp_path / 'clear'
+    hazy.mkdir()
+    clear.mkdir()
+    pairs = {'1': ['1_1_0.90179', '1_2_0.81'], 'astronaut': ['astronaut_0.85_1.200']}
+    for i, (stem, hazy_stems) in enumerate(pairs.items()):
+        img = np.ascontiguousarray(photo_bgr[40 * i:40 * i + 40, 100:140])
+        cv2.imwrite(str(clear / f'{stem}.png'), img)
+        for j, hazy_stem in enumerate(hazy_stems):
+            cv2.imwrite(str(hazy / f'{hazy_stem}.png'), (img * 0.5 + 60 + 20 * j).astype(np.uint8))
+    for folder in (hazy, clear):
+        names = sorted(p.name for p in folder.iterdir())
+        make_lmdb_from_imgs(str(folder), str(folder) + '.lmdb', names, [n[:-4] for n in names])
+    return f'{hazy}.lmdb', f'{clear}.lmdb'
+
+
+def _lmdb_train_options(tmp_path, hazy_lmdb, clear_lmdb):
+    from msrn_plugin.demos.restoration_demo import write_options
+
+    data = {'type': 'RESIDEDataset', 'dataroot_lq': hazy_lmdb, 'dataroot_gt': clear_lmdb,
+            'io_backend': {'type': 'lmdb'}}
+    opt = {
+        'name': 'dotted_keys', 'model_type': 'SRModel', 'scale': 1, 'num_gpu': 0, 'manual_seed': 0,
+        'datasets': {'train': dict(data, name='its', gt_size=32, use_hflip=True, use_rot=True, batch_size_per_gpu=2,
+                                   num_worker_per_gpu=0, dataset_enlarge_ratio=1, prefetch_mode=None),
+                     # py-lmdb opens a database once per process: validate on the image folders
+                     'val': dict(data, name='its_val', dataroot_lq=hazy_lmdb[:-5], dataroot_gt=clear_lmdb[:-5],
+                                 io_backend={'type': 'disk'})},
+        'network_g': {'type': 'MSRN', 'num_feat': 8, 'num_block': 1, 'upscale': 1, 'global_residual': True},
+        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+        'train': {'optim_g': {'type': 'Adam', 'lr': 1e-4}, 'total_iter': 1, 'warmup_iter': -1,
+                  'scheduler': {'type': 'MultiStepLR', 'milestones': [1], 'gamma': 0.5},
+                  'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}},
+        'val': {'val_freq': 1, 'save_img': False, 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0}}},
+        'logger': {'print_freq': 1, 'save_checkpoint_freq': 1, 'use_tb_logger': False, 'wandb': None},
+    }
+    return write_options(opt, tmp_path / 'dotted.yml')
+
+
+def test_dotted_lmdb_keys_train_through_the_train_entry(tmp_path, photo_bgr, basicsr_log):
+    """Start-up validation used to refuse ``1_1_0.90179.png (40,40,3) 1`` as a malformed meta_info.txt line."""
+    from msrn_plugin.data.lmdb_check import check_lmdb, lmdb_keys
+    from msrn_plugin.utils.pipeline import run_pipeline
+
+    hazy_lmdb, clear_lmdb = _dotted_haze_lmdbs(tmp_path, photo_bgr)
+    assert lmdb_keys(hazy_lmdb) == ['1_1_0.90179', '1_2_0.81', 'astronaut_0.85_1.200']
+    assert dict(check_lmdb(hazy_lmdb, check_shapes=True)) == {k: (40, 40, 3) for k in lmdb_keys(hazy_lmdb)}
+    dataset = RESIDEDataset(make_opt(hazy_lmdb, clear_lmdb, io_backend={'type': 'lmdb'}))
+    assert [(p['lq_path'], p['gt_path']) for p in dataset.paths] == [('1_1_0.90179', '1'), ('1_2_0.81', '1'),
+                                                                      ('astronaut_0.85_1.200', 'astronaut')]
+    run_pipeline('train', ['-opt', _lmdb_train_options(tmp_path, hazy_lmdb, clear_lmdb)], root_path=str(tmp_path))
+    assert (tmp_path / 'experiments' / 'dotted_keys' / 'models' / 'net_g_1.pth').is_file()
+    assert any('# psnr:' in m and 'its_val' in m for m in basicsr_log)
+
+
+def test_a_damaged_haze_lmdb_gets_haze_advice(tmp_path, photo_bgr):
+    from msrn_plugin.utils.pipeline import run_pipeline
+    from msrn_plugin.utils.validation import OptionValidationError
+
+    hazy_lmdb, clear_lmdb = _dotted_haze_lmdbs(tmp_path, photo_bgr)
+    with open(f'{hazy_lmdb}/meta_info.txt', 'a') as f:
+        f.write('2_1_0.75.png (40,40,3) 1\n')  # listed, not stored: what a killed writer leaves
+    with pytest.raises(OptionValidationError) as err:
+        run_pipeline('train', ['-opt', _lmdb_train_options(tmp_path, hazy_lmdb, clear_lmdb)], root_path=str(tmp_path))
+    assert (f'datasets.train.dataroot_lq: {hazy_lmdb}: written incompletely or modified: 1 key(s) listed in '
+            'meta_info.txt are not in the database: 2_1_0.75; delete it and re-create it with '
+            'basicsr.utils.lmdb_util.make_lmdb_from_imgs from its image folder (keys: the file names without '
+            'extension), e.g. the hazy/ and clear/ folders of scripts/synthesize_haze.py.') in str(err.value)
+    assert 'prepare_div2k' not in str(err.value)
+    assert not (tmp_path / 'experiments').exists()

@@ -2,14 +2,14 @@
 import numpy as np
 import os
 import random
-from basicsr.data.data_util import paths_from_lmdb
 from basicsr.data.transforms import augment
-from basicsr.utils import FileClient, bgr2ycbcr, imfrombytes, img2tensor
+from basicsr.utils import bgr2ycbcr, imfrombytes, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data as data
 from torchvision.transforms.functional import normalize
 from typing import List, Tuple
 
+from msrn_plugin.data.io_backend import FileClientMixin
 from msrn_plugin.data.lmdb_check import check_lmdb
 from msrn_plugin.prep.bicubic import bicubic_downscale, mod_crop
 from msrn_plugin.utils.image_io import is_image_file
@@ -21,7 +21,7 @@ _CONTEXT = 4
 
 
 @DATASET_REGISTRY.register()
-class HRBicubicDataset(data.Dataset):
+class HRBicubicDataset(FileClientMixin, data.Dataset):
     """HR images only (a folder or a BasicSR LMDB); LR = MATLAB bicubic of the HR (patch), made on the fly.
 
     For users who only have HR images: no LR copy on disk, one dataset for every scale. The LR is exactly what
@@ -49,8 +49,7 @@ class HRBicubicDataset(data.Dataset):
         self.opt = opt
         self.scale = int(opt['scale'])
         self.gt_folder = opt['dataroot_gt']
-        self.io_backend_opt = dict(opt['io_backend'])
-        self.file_client = None
+        self.init_io_backend(opt['io_backend'], {'gt': self.gt_folder})
         self.mean = opt.get('mean')
         self.std = opt.get('std')
         if opt.get('phase') == 'train':
@@ -59,10 +58,7 @@ class HRBicubicDataset(data.Dataset):
                 raise ValueError(f'{opt.get("name", "HRBicubicDataset")}: gt_size must be a positive multiple of '
                                  f'scale {self.scale}, got {gt_size!r}; e.g. gt_size: {64 * self.scale}.')
         if self.io_backend_opt['type'] == 'lmdb':
-            check_lmdb(self.gt_folder)
-            self.io_backend_opt['db_paths'] = [self.gt_folder]
-            self.io_backend_opt['client_keys'] = ['gt']
-            self.paths = paths_from_lmdb(self.gt_folder)
+            self.paths = list(check_lmdb(self.gt_folder))
         else:
             self.paths = self._paths_from_disk()
 
@@ -103,11 +99,8 @@ class HRBicubicDataset(data.Dataset):
                 np.ascontiguousarray(lq[ty:ty + size, tx:tx + size]))
 
     def __getitem__(self, index: int) -> dict:
-        if self.file_client is None:
-            backend = dict(self.io_backend_opt)
-            self.file_client = FileClient(backend.pop('type'), **backend)
         gt_path = self.paths[index]
-        img_gt = imfrombytes(self.file_client.get(gt_path, 'gt'), float32=False)  # uint8 BGR
+        img_gt = imfrombytes(self.read_bytes(gt_path, 'gt'), float32=False)  # uint8 BGR
         if img_gt is None:
             raise ValueError(f'{gt_path}: not a readable image; re-copy or remove it.')
         img_gt = mod_crop(img_gt, self.scale)

@@ -1,14 +1,15 @@
 """Clean images with additive white Gaussian noise added on the fly (denoising, KAIR/SwinIR protocol)."""
 import numpy as np
 import zlib
-from basicsr.data.data_util import paths_from_lmdb
 from basicsr.data.transforms import augment, paired_random_crop
-from basicsr.utils import FileClient, imfrombytes, img2tensor, scandir
+from basicsr.utils import imfrombytes, img2tensor, scandir
 from basicsr.utils.registry import DATASET_REGISTRY
 from os import path as osp
 from torch.utils import data as data
 from typing import List, Optional, Tuple
 
+from msrn_plugin.data.io_backend import FileClientMixin
+from msrn_plugin.data.lmdb_check import lmdb_keys
 from msrn_plugin.utils.image_io import ImageReadError, is_image_file
 
 SEED_MODES = ('per_image', 'shared')
@@ -148,7 +149,7 @@ def add_gaussian_noise(img: np.ndarray, sigma: float, rng: np.random.RandomState
 
 
 @DATASET_REGISTRY.register()
-class GaussianNoiseDataset(data.Dataset):
+class GaussianNoiseDataset(FileClientMixin, data.Dataset):
     """Clean images from a folder or LMDB; the noisy input is the clean image plus white Gaussian noise.
 
     Training: random ``gt_size`` crop, flips/rotations, then noise with a sigma drawn per patch from the global
@@ -191,9 +192,8 @@ class GaussianNoiseDataset(data.Dataset):
         if self.is_train and not opt.get('gt_size'):
             raise ValueError(f'{self.name}: training needs gt_size (the patch size), e.g. gt_size: 128.')
 
-        self.file_client = None
-        self.io_backend_opt = dict(opt['io_backend'])
         self.gt_folder = opt['dataroot_gt']
+        self.init_io_backend(opt['io_backend'], {'gt': self.gt_folder})
         self.paths = self._scan(self.gt_folder)
 
     def _scan(self, folder: str) -> List[str]:
@@ -203,9 +203,7 @@ class GaussianNoiseDataset(data.Dataset):
                 raise FileNotFoundError(f'{self.name}: dataroot_gt {folder} is not an LMDB made by basicsr.utils.'
                                         'lmdb_util (a *.lmdb folder with meta_info.txt); fix the path or use '
                                         'io_backend type: disk.')
-            self.io_backend_opt['db_paths'] = [folder]
-            self.io_backend_opt['client_keys'] = ['gt']
-            paths = paths_from_lmdb(folder)
+            paths = lmdb_keys(folder)
         elif backend == 'disk':
             if not osp.isdir(folder):
                 raise FileNotFoundError(f'{self.name}: dataroot_gt {folder} is not a folder; fix the path.')
@@ -217,10 +215,7 @@ class GaussianNoiseDataset(data.Dataset):
         return paths
 
     def _read(self, path: str) -> np.ndarray:
-        if self.file_client is None:
-            backend_opt = dict(self.io_backend_opt)
-            self.file_client = FileClient(backend_opt.pop('type'), **backend_opt)
-        img_bytes = self.file_client.get(path, 'gt')
+        img_bytes = self.read_bytes(path, 'gt')
         img = imfrombytes(img_bytes, flag='grayscale' if self.color == 'gray' else 'color') if img_bytes else None
         if img is None:
             where = f'key {path} in {self.gt_folder}' if self.io_backend_opt['type'] == 'lmdb' else path

@@ -2,16 +2,20 @@
 import numpy as np
 import re
 from basicsr.data.transforms import augment, paired_random_crop
-from basicsr.utils import FileClient, imfrombytes, img2tensor, scandir
+from basicsr.utils import imfrombytes, img2tensor, scandir
 from basicsr.utils.registry import DATASET_REGISTRY
 from os import path as osp
 from torch.utils import data as data
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
+from msrn_plugin.data.io_backend import FileClientMixin
+from msrn_plugin.data.lmdb_check import LmdbIntegrityError, lmdb_keys
 from msrn_plugin.utils.image_io import ImageReadError, image_size, is_image_file
+from msrn_plugin.utils.misc import format_examples
 
 _NUMBER = re.compile(r'\d+(\.\d+)?')
-_MAX_LISTED = 5
+HAZE_LMDB_TOOL = ("basicsr.utils.lmdb_util.make_lmdb_from_imgs from its image folder (keys: the file names without "
+                  "extension), e.g. the hazy/ and clear/ folders of scripts/synthesize_haze.py")
 
 
 def clear_stem_for(hazy_stem: str, clear_stems: Iterable[str]) -> Optional[str]:
@@ -40,13 +44,11 @@ def clear_stem_for(hazy_stem: str, clear_stems: Iterable[str]) -> Optional[str]:
     return None
 
 
-def _listing(items: List[str]) -> str:
-    shown = ', '.join(items[:_MAX_LISTED])
-    return shown + (f' and {len(items) - _MAX_LISTED} more' if len(items) > _MAX_LISTED else '')
-
-
-def pair_reside_names(hazy_names: Iterable[str], clear_names: Iterable[str], hazy_root: str = 'hazy',
-                      clear_root: str = 'clear') -> List[Tuple[str, str]]:
+def pair_reside_names(hazy_names: Iterable[str],
+                      clear_names: Iterable[str],
+                      hazy_root: str = 'hazy',
+                      clear_root: str = 'clear',
+                      stems: bool = False) -> List[Tuple[str, str]]:
     """Pair every hazy image with its clear image by RESIDE's naming (see :func:`clear_stem_for`).
 
     Names are matched by file stem, whatever their sub-folder and extension (SOTS outdoor: hazy ``.jpg``, clear
@@ -57,6 +59,8 @@ def pair_reside_names(hazy_names: Iterable[str], clear_names: Iterable[str], haz
         clear_names (Iterable[str]): Clear file names (relative, with extension).
         hazy_root (str): Hazy folder, for error messages. Default: 'hazy'.
         clear_root (str): Clear folder, for error messages. Default: 'clear'.
+        stems (bool): The names are stems already (LMDB keys such as ``1_1_0.90179``, whose dot is no extension).
+            Default: False.
 
     Returns:
         list[tuple[str, str]]: ``(hazy name, clear name)`` pairs, sorted by hazy name.
@@ -65,30 +69,34 @@ def pair_reside_names(hazy_names: Iterable[str], clear_names: Iterable[str], haz
         ValueError: If there are no hazy images, two clear images share a stem, or a hazy image has no clear partner;
             the message lists the offending names and the fix.
     """
+    def stem_of(name: str) -> str:
+        return name if stems else osp.splitext(osp.basename(name))[0]
+
     clear_by_stem: Dict[str, str] = {}
     duplicates = []
     for name in sorted(clear_names):
-        stem = osp.splitext(osp.basename(name))[0]
+        stem = stem_of(name)
         if stem in clear_by_stem:
             duplicates.append(f'{clear_by_stem[stem]} / {name}')
         clear_by_stem[stem] = name
     if duplicates:
-        raise ValueError(f'{clear_root}: several clear images share a name (stem): {_listing(duplicates)}; keep one '
-                         'file per clear image.')
+        raise ValueError(f'{clear_root}: several clear images share a name (stem): {format_examples(duplicates, 5)}; '
+                         'keep one file per clear image.')
     hazy_names = sorted(hazy_names)
     if not hazy_names:
         raise ValueError(f'{hazy_root}: no hazy images found; check dataroot_lq.')
     pairs, missing = [], []
     for name in hazy_names:
-        stem = clear_stem_for(osp.splitext(osp.basename(name))[0], clear_by_stem)
+        stem = clear_stem_for(stem_of(name), clear_by_stem)
         if stem is None:
             missing.append(name)
         else:
             pairs.append((name, clear_by_stem[stem]))
     if missing:
         raise ValueError(f'{hazy_root}: {len(missing)} hazy image(s) have no clear partner in {clear_root}: '
-                         f'{_listing(missing)}. RESIDE names a hazy image <clear name>_<numbers> (e.g. 1400_3.png '
-                         'for 1400.png, 0001_0.8_0.2.jpg for 0001.jpg); add the clear images or remove those files.')
+                         f'{format_examples(missing, 5)}. RESIDE names a hazy image <clear name>_<numbers> (e.g. '
+                         '1400_3.png for 1400.png, 0001_0.8_0.2.jpg for 0001.jpg); add the clear images or remove '
+                         'those files.')
     return pairs
 
 
@@ -124,12 +132,13 @@ def _folder_names(folder: str, key: str) -> List[str]:
 
 
 def _lmdb_names(folder: str, key: str) -> List[str]:
-    meta = osp.join(folder, 'meta_info.txt')
-    if not folder.endswith('.lmdb') or not osp.isfile(meta):
+    if not folder.endswith('.lmdb') or not osp.isfile(osp.join(folder, 'meta_info.txt')):
         raise FileNotFoundError(f'{key}: {folder} is not an LMDB made by basicsr.utils.lmdb_util (a *.lmdb folder with '
                                 'meta_info.txt); fix the path or use io_backend type: disk.')
-    with open(meta, encoding='utf-8') as f:
-        return [line.split(' ')[0] for line in f if line.strip()]
+    try:
+        return lmdb_keys(folder, HAZE_LMDB_TOOL)
+    except LmdbIntegrityError as err:
+        raise ValueError(f'{key}: {err}') from None
 
 
 def reside_paths(opt: Mapping, prefix: str = 'dataset') -> List[Dict[str, str]]:
@@ -151,8 +160,8 @@ def reside_paths(opt: Mapping, prefix: str = 'dataset') -> List[Dict[str, str]]:
     if backend == 'lmdb':
         hazy = _lmdb_names(lq_folder, f'{prefix}.dataroot_lq')
         clear = _lmdb_names(gt_folder, f'{prefix}.dataroot_gt')
-        pairs = pair_reside_names(hazy, clear, lq_folder, gt_folder)
-        return [{'lq_path': osp.splitext(h)[0], 'gt_path': osp.splitext(c)[0]} for h, c in pairs]
+        pairs = pair_reside_names(hazy, clear, lq_folder, gt_folder, stems=True)
+        return [{'lq_path': h, 'gt_path': c} for h, c in pairs]
     if backend == 'disk':
         hazy = _folder_names(lq_folder, f'{prefix}.dataroot_lq')
         clear = _folder_names(gt_folder, f'{prefix}.dataroot_gt')
@@ -162,7 +171,7 @@ def reside_paths(opt: Mapping, prefix: str = 'dataset') -> List[Dict[str, str]]:
 
 
 @DATASET_REGISTRY.register()
-class RESIDEDataset(data.Dataset):
+class RESIDEDataset(FileClientMixin, data.Dataset):
     """Paired hazy (lq) / clear (gt) images named as in RESIDE (ITS, OTS, SOTS) for dehazing.
 
     Every hazy image is paired with its clear image by name (:func:`pair_reside_names`); a clear image larger than
@@ -181,6 +190,8 @@ class RESIDEDataset(data.Dataset):
             phase (str): 'train', 'val' or 'test' (set by BasicSR).
     """
 
+    lmdb_tool = HAZE_LMDB_TOOL  # what re-creates its LMDBs, in start-up errors
+
     def __init__(self, opt: dict) -> None:
         super().__init__()
         self.opt = opt
@@ -188,13 +199,9 @@ class RESIDEDataset(data.Dataset):
         self.is_train = opt['phase'] == 'train'
         if self.is_train and not opt.get('gt_size'):
             raise ValueError(f'{self.name}: training needs gt_size (the patch size), e.g. gt_size: 128.')
-        self.file_client = None
-        self.io_backend_opt = dict(opt['io_backend'])
         self.lq_folder, self.gt_folder = opt['dataroot_lq'], opt['dataroot_gt']
+        self.init_io_backend(opt['io_backend'], {'lq': self.lq_folder, 'gt': self.gt_folder})
         self.paths = reside_paths(opt, self.name)
-        if self.io_backend_opt['type'] == 'lmdb':
-            self.io_backend_opt['db_paths'] = [self.lq_folder, self.gt_folder]
-            self.io_backend_opt['client_keys'] = ['lq', 'gt']
 
     @classmethod
     def check_dataroots(cls, opt: Mapping, prefix: str, is_train: bool = False, max_samples: int = 8) -> List[str]:
@@ -239,10 +246,7 @@ class RESIDEDataset(data.Dataset):
         return problems
 
     def _read(self, path: str, client_key: str) -> np.ndarray:
-        if self.file_client is None:
-            backend_opt = dict(self.io_backend_opt)
-            self.file_client = FileClient(backend_opt.pop('type'), **backend_opt)
-        img_bytes = self.file_client.get(path, client_key)
+        img_bytes = self.read_bytes(path, client_key)
         img = imfrombytes(img_bytes) if img_bytes else None
         if img is None:
             folder = self.lq_folder if client_key == 'lq' else self.gt_folder

@@ -29,6 +29,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from msrn_plugin.utils.checkpoint import CheckpointError, safe_torch_load
 from msrn_plugin.utils.image_io import ImageReadError, image_size, is_image_file
+from msrn_plugin.utils.misc import format_examples as _examples
 
 logger = logging.getLogger('basicsr')
 
@@ -49,12 +50,6 @@ class OptionValidationError(ValueError):
         count = f'{len(self.problems)} problem' + ('s' if len(self.problems) > 1 else '')
         super().__init__(f'{source}: {count} found before starting; nothing was run or written:\n' +
                          '\n'.join(f'  - {p}' for p in self.problems))
-
-
-def _examples(items: Sequence[Any], limit: int = 3) -> str:
-    items = list(items)
-    shown = ', '.join(str(v) for v in items[:limit])
-    return shown + (f' and {len(items) - limit} more' if len(items) > limit else '')
 
 
 def _suggest(word: str, choices: Sequence[str]) -> str:
@@ -223,9 +218,10 @@ def _check_scale(opt: Mapping, net_args: Mapping) -> List[str]:
     return []
 
 
-def _check_lmdb(path: str, key: str) -> Tuple[List[str], Dict[str, Tuple[int, ...]]]:
+def _check_lmdb(path: str, key: str, tool: Optional[str] = None) -> Tuple[List[str], Dict[str, Tuple[int, ...]]]:
     """An LMDB dataroot: ``.lmdb`` name, then :func:`msrn_plugin.data.lmdb_check.check_lmdb` (``data.mdb``, a
-    well-formed ``meta_info.txt``, and exactly its keys in the database)."""
+    well-formed ``meta_info.txt``, and exactly its keys in the database); ``tool`` re-creates it (the dataset's
+    ``lmdb_tool``)."""
     import lmdb
 
     from msrn_plugin.data.lmdb_check import LmdbIntegrityError, check_lmdb, read_meta_info
@@ -234,7 +230,7 @@ def _check_lmdb(path: str, key: str) -> Tuple[List[str], Dict[str, Tuple[int, ..
         return [f'{key}: {path} must be a folder ending in .lmdb for io_backend lmdb (BasicSR requires it); use the '
                 '.lmdb folder, or set io_backend.type: disk for an image folder.'], {}
     try:
-        return [], dict(check_lmdb(path))
+        return [], dict(check_lmdb(path, tool=tool))
     except LmdbIntegrityError as err:
         if 'already open' not in str(err):
             return [f'{key}: {err}'], {}
@@ -243,7 +239,7 @@ def _check_lmdb(path: str, key: str) -> Tuple[List[str], Dict[str, Tuple[int, ..
     # This process holds the database open (an earlier run in the same process): it opened fine, so only its
     # meta_info.txt is checked here.
     try:
-        return [], dict(read_meta_info(path))
+        return [], dict(read_meta_info(path, tool))
     except LmdbIntegrityError as err:
         return [f'{key}: {err}'], {}
 
@@ -282,7 +278,7 @@ def _check_dataroot(dataset_opt: Mapping, root_key: str, key: str, paired: bool)
     if not os.access(path, os.R_OK | os.X_OK):
         return [f'{key}: cannot read folder {path} (permission denied); fix its permissions.'], None
     if backend == 'lmdb':
-        return _check_lmdb(path, key)
+        return _check_lmdb(path, key, getattr(_dataset_class(dataset_opt.get('type')), 'lmdb_tool', None))
     if dataset_opt.get('meta_info_file') or not paired:
         return [], None
     return _list_folder(path, key)

@@ -1,0 +1,17 @@
+"""Small helpers shared across the package: the path type and the examples listed in error messages."""
+from typing import Any, Iterable
+
+
+def format_examples(items: Iterable[Any], limit: int = 3) -> str:
+    """The first ``limit`` items, comma-separated, then how many more: ``'a, b, c and 4 more'``.
+
+    Args:
+        items (Iterable[Any]): What to list (strings, or anything ``str()`` accepts).
+        limit (int): How many to show. Default: 3.
+
+    Returns:
+        str: The listing (empty for no items).
+    """
+    items = list(items)
+    shown = ', '.join(str(v) for v in items[:limit])
+    return shown + (f' and {len(items) - limit} more' if len(items) > limit else '')
