@@ -20,7 +20,7 @@ import sys
 import torch
 
 from msrn_plugin.bench.inference_bench import benchmark_inference, benchmark_tiling, conv_roofline
-from msrn_plugin.inference import load_msrn
+from msrn_plugin.inference import add_network_arguments, load_msrn
 from msrn_plugin.utils.checkpoint import CheckpointError
 from msrn_plugin.zoo import build_model
 
@@ -28,6 +28,7 @@ from msrn_plugin.zoo import build_model
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--model_path', default=None, help='MSRN checkpoint (default: random paper MSRN)')
+    add_network_arguments(parser)
     parser.add_argument('--scale', type=int, default=4, choices=(2, 3, 4, 8), help='without --model_path (default 4)')
     parser.add_argument('--num_feat', type=int, default=64, help='without --model_path (default 64)')
     parser.add_argument('--num_block', type=int, default=8, help='without --model_path (default 8)')
@@ -48,13 +49,13 @@ def main(argv=None) -> int:
         return 1
     try:
         if args.model_path:
-            net, opt = load_msrn(args.model_path)
+            net, opt = load_msrn(args.model_path, img_range=args.img_range, global_residual=args.global_residual)
         else:
             opt = {'type': 'MSRN', 'num_feat': args.num_feat, 'num_block': args.num_block, 'upscale': args.scale}
             net = build_model(opt)
     except CheckpointError as err:
         print(f'error: {err}', file=sys.stderr)
-        return 1
+        return 2
     where = torch.cuda.get_device_name(device) if device.type == 'cuda' else \
         f'{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} thread(s)'
     print(f'MSRN x{opt["upscale"]} (num_feat {opt["num_feat"]}, num_block {opt["num_block"]}) on {where}; '

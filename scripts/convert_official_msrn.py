@@ -5,7 +5,9 @@ Example::
     python scripts/convert_official_msrn.py --input MSRN_x4.pt --output experiments/pretrained_models/MSRN_x4.pth
 
 Then set ``path.pretrain_network_g`` to the output in an option file (e.g. options/test_MSRN_x4.yml); the printed
-``network_g`` block must match the option file's.
+``network_g`` block must match the option file's. The output also records that configuration (docs/inference.md,
+"The network record"), so scripts/inference_msrn.py and scripts/export_onnx.py need no flags. Exit code 2 when the
+input is refused (missing, not an official MSRN checkpoint, pickled code, NaN/Inf weights).
 """
 import argparse
 import logging
@@ -23,7 +25,10 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     try:
         config = convert_official_checkpoint(args.input, args.output)
-    except (CheckpointError, OSError) as err:
+    except CheckpointError as err:
+        logging.error(f'error: {err}')
+        return 2
+    except OSError as err:
         logging.error(f'error: {err}')
         return 1
     block = '\n'.join(f'  {k}: {v}' for k, v in config.items())

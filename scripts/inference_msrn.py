@@ -5,17 +5,20 @@ Example::
     python scripts/inference_msrn.py -i inputs/ -o results/x4 --model_path experiments/MSRN_x4/models/net_g_latest.pth
     python scripts/inference_msrn.py -i big.png -o out/ --model_path net_g.pth --tile 128 --ensemble --bf16
 
-Scale and network configuration are read from the checkpoint (``-s`` only checks it). Gray, RGB, RGBA (alpha
-upscaled separately) and 16-bit images are handled; outputs keep the input's name (plus ``_SUFFIX``), layout and
-bit depth. ``--tile`` bounds memory: tiles are padded by MSRN's receptive-field radius (the default ``--tile_pad``),
-so the stitched output equals the whole-image output. Exit code 1 if any file failed.
+Scale and network configuration are read from the checkpoint (``-s`` only checks it): from the network record that
+training writes or, for older files, from the weights plus ``--global_residual true|false`` (required for x1 files)
+and ``--img_range`` (default 255). Gray, RGB, RGBA (alpha upscaled separately) and 16-bit images are handled; outputs
+keep the input's name (plus ``_SUFFIX``), layout and bit depth. ``--tile`` bounds memory: tiles are padded by MSRN's
+receptive-field radius (the default ``--tile_pad``), so the stitched output equals the whole-image output. Exit code
+1 if any file failed, 2 if the checkpoint is refused (unreadable, not MSRN, wrong scale, NaN/Inf weights, x1 without
+a record or --global_residual).
 """
 import argparse
 import logging
 import sys
 import torch
 
-from msrn_plugin.inference import MSRNer, load_msrn, msrn_receptive_radius, upscale_path
+from msrn_plugin.inference import MSRNer, add_network_arguments, load_msrn, msrn_receptive_radius, upscale_path
 from msrn_plugin.utils.checkpoint import CheckpointError
 
 
@@ -26,6 +29,7 @@ def main(argv=None) -> int:
     parser.add_argument('--model_path', required=True, help='BasicSR MSRN checkpoint (net_g_*.pth)')
     parser.add_argument('-s', '--scale', type=int, default=None, help='expected scale (default: the checkpoint\'s)')
     parser.add_argument('--param_key', default=None, help="weights key (default: 'params_ema', else 'params')")
+    add_network_arguments(parser)
     parser.add_argument('--tile', type=int, default=0, help='tile size in LR pixels, 0 = whole image (default: 0)')
     parser.add_argument('--tile_pad', type=int, default=None,
                         help='tile overlap in LR pixels (default: the exact minimum, MSRN\'s receptive radius)')
@@ -47,10 +51,15 @@ def main(argv=None) -> int:
         logging.error('error: --device cuda, but no CUDA device is available; use --device cpu.')
         return 1
     try:
-        model, opt = load_msrn(args.model_path, scale=args.scale, device=device, param_key=args.param_key)
+        model, opt = load_msrn(args.model_path, scale=args.scale, device=device, param_key=args.param_key,
+                               img_range=args.img_range, global_residual=args.global_residual)
+    except CheckpointError as err:
+        logging.error(f'error: {err}')
+        return 2
+    try:
         upsampler = MSRNer(model, opt['upscale'], tile=args.tile, tile_pad=args.tile_pad, ensemble=args.ensemble,
                               precision=args.precision, device=device, alpha_upsampler=args.alpha_upsampler)
-    except (CheckpointError, ValueError) as err:
+    except ValueError as err:
         logging.error(f'error: {err}')
         return 1
     logging.info(f'MSRN x{opt["upscale"]} ({opt["num_feat"]} features, {opt["num_block"]} blocks) on {device}, '

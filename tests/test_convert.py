@@ -5,6 +5,7 @@ from basicsr.models.base_model import BaseModel
 from official_msrn import OfficialMSRN
 
 from msrn_plugin.archs.msrn_arch import MSRN
+from msrn_plugin.inference import load_msrn
 from msrn_plugin.utils.checkpoint import CheckpointError
 from msrn_plugin.utils.convert import convert_official_checkpoint
 
@@ -45,6 +46,15 @@ def test_round_trip_equals_official(tmp_path, scale):
     assert torch.allclose(got, expected, atol=1e-4)
     assert not torch.allclose(net.sub_mean.weight, torch.eye(3).view(3, 3, 1, 1))  # perturbed values kept
 
+    # the converted file describes itself: readers build the same network without flags
+    record = torch.load(dst, weights_only=True)['msrn_plugin']
+    assert record['converted_from'] == f'MSRN_x{scale}.pt' and record['network_key'] == 'network_g'
+    assert {k: v for k, v in record['network'].items() if k != 'rgb_mean'} == dict(
+        type='MSRN', **config, img_range=255., global_residual=False)
+    loaded, opt = load_msrn(dst)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), got)
+
 
 def test_script_converts_and_reports(tmp_path, caplog):
     import importlib.util
@@ -57,12 +67,12 @@ def test_script_converts_and_reports(tmp_path, caplog):
     spec.loader.exec_module(script)
     src, dst = tmp_path / 'MSRN_x3.pt', tmp_path / 'out' / 'MSRN_x3.pth'
     torch.save(_official(3).state_dict(), src)
-    assert script.main(['--input', str(tmp_path / 'missing.pt'), '--output', str(dst)]) == 1
+    assert script.main(['--input', str(tmp_path / 'missing.pt'), '--output', str(dst)]) == 2
     assert f'error: {tmp_path / "missing.pt"}: checkpoint not found; check the path.' in caplog.text
     assert not dst.parent.exists()
     assert script.main(['--input', str(src), '--output', str(dst)]) == 0  # creates the output folder
     assert 'upscale: 3' in caplog.text
-    assert set(torch.load(dst, weights_only=True)) == {'params'}
+    assert set(torch.load(dst, weights_only=True)) == {'params', 'msrn_plugin'}
 
 
 def test_not_an_official_checkpoint(tmp_path):
@@ -79,6 +89,19 @@ def test_basicsr_checkpoint_gets_a_hint(tmp_path):
     torch.save({'params': MSRN(num_feat=4, num_block=1).state_dict()}, src)
     with pytest.raises(CheckpointError, match="It looks like a BasicSR checkpoint already"):
         convert_official_checkpoint(src, tmp_path / 'out.pth')
+
+
+def test_nan_weights_are_refused(tmp_path):
+    official = _official(2)
+    with torch.no_grad():
+        official.body[1].conv_5_2.weight[0, 0, 0, 0] = float('inf')
+    src = tmp_path / 'MSRN_x2.pt'
+    torch.save(official.state_dict(), src)
+    with pytest.raises(CheckpointError) as err:
+        convert_official_checkpoint(src, tmp_path / 'out.pth')
+    assert str(err.value) == (f"{src}: tensor 'body.1.conv_5_2.weight' holds Inf (a diverged run?); use an earlier "
+                              'checkpoint.')
+    assert not (tmp_path / 'out.pth').exists()
 
 
 class _Evil:

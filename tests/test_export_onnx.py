@@ -61,6 +61,31 @@ def test_export_script(tmp_path, net, photo_bgr, caplog):
     assert out.is_file()
     # a checkpoint that is not MSRN: clear error, nothing written
     atomic_torch_save({'params': {'conv.weight': torch.zeros(1)}}, str(tmp_path / 'bad.pth'))
-    assert export_script.main(['--model_path', str(tmp_path / 'bad.pth'), '-o', str(tmp_path / 'bad.onnx')]) == 1
+    assert export_script.main(['--model_path', str(tmp_path / 'bad.pth'), '-o', str(tmp_path / 'bad.onnx')]) == 2
     assert 'not an MSRN checkpoint' in caplog.text
     assert not (tmp_path / 'bad.onnx').exists()
+
+
+def test_export_refuses_nan_weights(tmp_path, net, caplog):
+    state = net.state_dict()
+    state['conv_after_fusion.bias'][2] = float('nan')
+    ckpt = str(tmp_path / 'nan.pth')
+    atomic_torch_save({'params': state}, ckpt)
+    assert export_script.main(['--model_path', ckpt, '-o', str(tmp_path / 'nan.onnx')]) == 2
+    assert (f"error: {ckpt}: tensor 'conv_after_fusion.bias' holds NaN (a diverged run?); use an earlier "
+            'checkpoint.') in caplog.text
+    assert os.listdir(tmp_path) == ['nan.pth']  # no ONNX file written
+
+
+def test_export_of_x1_file_without_record(tmp_path, photo_bgr, caplog):
+    """Older x1 files: refused without --global_residual; with it, the ONNX graph is the network's."""
+    denoiser = MSRN(num_feat=8, num_block=1, upscale=1, rgb_mean=[0.4, 0.5, 0.6], global_residual=True).eval()
+    ckpt = str(tmp_path / 'x1.pth')
+    atomic_torch_save({'params': denoiser.state_dict()}, ckpt)
+    out = tmp_path / 'x1.onnx'
+    assert export_script.main(['--model_path', ckpt, '-o', str(out)]) == 2
+    assert 'pass --global_residual true or --global_residual false' in caplog.text and not out.exists()
+    assert export_script.main(['--model_path', ckpt, '-o', str(out), '--global_residual', 'true']) == 0
+    x = photo_tensor(photo_bgr, 16, 20)
+    with torch.no_grad():
+        np.testing.assert_allclose(onnx_forward(out, x.numpy()), denoiser(x).numpy(), atol=1e-5)

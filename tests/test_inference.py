@@ -93,10 +93,10 @@ def test_tile_pad_required_for_other_models():
 @pytest.mark.parametrize('scale,num_block,num_feat', [(1, 1, 8), (2, 2, 8), (3, 1, 12), (4, 2, 8), (8, 1, 8)])
 def test_load_msrn_infers_config(tmp_path, scale, num_block, num_feat):
     net = tiny_msrn(scale, num_block, num_feat)
-    path = save_ckpt(tmp_path / 'net_g.pth', net)
-    loaded, opt = load_msrn(path)
-    assert {k: opt[k] for k in ('num_in_ch', 'num_out_ch', 'num_feat', 'num_block', 'upscale')} == \
-        dict(num_in_ch=3, num_out_ch=3, num_feat=num_feat, num_block=num_block, upscale=scale)
+    path = save_ckpt(tmp_path / 'net_g.pth', net)  # no network record: inferred from the weights
+    loaded, opt = load_msrn(path, global_residual=False if scale == 1 else None)
+    assert opt == dict(type='MSRN', num_in_ch=3, num_out_ch=3, num_feat=num_feat, num_block=num_block, upscale=scale,
+                       img_range=255., rgb_mean=pytest.approx([0.45] * 3), global_residual=False)
     x = torch.rand(1, 3, 9, 11)
     with torch.no_grad():
         assert torch.equal(loaded(x), net(x))
@@ -134,6 +134,38 @@ def test_wrong_scale_and_architecture_errors(tmp_path):
         load_msrn(tmp_path / 'odd.pth')
     with pytest.raises(CheckpointError, match='checkpoint not found'):
         load_msrn(tmp_path / 'nope.pth')
+
+
+def test_nan_weights_refused(tmp_path, photo_bgr, caplog):
+    net = tiny_msrn(2)
+    state = net.state_dict()
+    state['conv_fusion.weight'][0, 0, 0, 0] = float('nan')
+    path = save_ckpt(tmp_path / 'nan.pth', net)
+    message = f"{path}: tensor 'conv_fusion.weight' holds NaN (a diverged run?); use an earlier checkpoint."
+    with pytest.raises(CheckpointError) as err:
+        load_msrn(path)
+    assert str(err.value) == message
+    write_image(tmp_path / 'a.png', photo_bgr[:16, :16])
+    assert inference_msrn.main(['-i', str(tmp_path / 'a.png'), '-o', str(tmp_path / 'o'), '--model_path',
+                                path]) == 2
+    assert f'error: {message}' in caplog.text
+    assert not (tmp_path / 'o').exists()  # nothing written (before: black images and exit 0)
+
+
+def test_img_range_flag_and_x1_rules(tmp_path):
+    net = MSRN(num_feat=8, num_block=1, upscale=1, img_range=1., rgb_mean=[0.4, 0.5, 0.6], global_residual=True)
+    path = save_ckpt(tmp_path / 'x1.pth', net.eval())
+    loaded, opt = load_msrn(path, img_range=1, global_residual=True)
+    assert opt['rgb_mean'] == pytest.approx([0.4, 0.5, 0.6]) and opt['img_range'] == 1.
+    x = torch.rand(1, 3, 9, 9)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), net(x))
+    x2 = save_ckpt(tmp_path / 'x2.pth', tiny_msrn(2))
+    assert load_msrn(x2)[1]['global_residual'] is False  # only x1 networks can have it: no flag needed
+    assert load_msrn(x2, global_residual=False)[1]['global_residual'] is False
+    with pytest.raises(CheckpointError, match='global_residual true needs an x1 network with as many input as output '
+                       r'channels, but this one is x2, 3 -> 3 channels; drop --global_residual\.'):
+        load_msrn(x2, global_residual=True)
 
 
 def test_inconsistent_state_dict_is_refused():
@@ -240,14 +272,14 @@ def test_cli_errors(tmp_path, net_x2, photo_bgr, caplog):
     ckpt = save_ckpt(tmp_path / 'net.pth', net_x2)
     write_image(tmp_path / 'a.png', photo_bgr[:16, :16])
     before = (tmp_path / 'a.png').read_bytes()
-    assert inference_msrn.main(['-i', str(tmp_path / 'a.png'), '-o', str(tmp_path), '--model_path', ckpt]) == 1
+    assert inference_msrn.main(['-i', str(tmp_path / 'a.png'), '-o', str(tmp_path), '--model_path', ckpt]) == 2
     assert 'the output would overwrite the input' in caplog.text
     assert (tmp_path / 'a.png').read_bytes() == before
     assert inference_msrn.main(['-i', str(tmp_path / 'a.png'), '-o', str(tmp_path / 'o'), '--model_path', ckpt,
-                                '-s', '4']) == 1
+                                '-s', '4']) == 2  # a refused checkpoint is bad input
     assert 'this is an x2 MSRN checkpoint, but scale 4 was asked for' in caplog.text
     assert inference_msrn.main(['-i', str(tmp_path / 'missing'), '-o', str(tmp_path / 'o'), '--model_path',
-                                ckpt]) == 1
+                                ckpt]) == 2
     assert 'missing: no such file or folder' in caplog.text
     assert not (tmp_path / 'o').exists()
     if not torch.cuda.is_available():

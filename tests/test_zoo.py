@@ -10,12 +10,12 @@ import torch
 from msrn_plugin.archs.msrn_arch import MSRN
 from msrn_plugin.bench.inference_bench import benchmark_tiling
 from msrn_plugin.prep.bicubic import bicubic_downscale
-from msrn_plugin.utils.checkpoint import atomic_torch_save
+from msrn_plugin.utils.checkpoint import CheckpointError, atomic_torch_save, build_record, complete_network_options
 from msrn_plugin.utils.image_io import read_image, write_image
 from msrn_plugin.zoo import (BUDGET_CONFIGS, ZOO_CONFIGS, CompareSettings, PatchSampler, bicubic_upscale, build_model,
                              compare_models, count_macs, count_parameters, growth_exponent, load_benchmark,
-                             load_published, measure_latency, measure_peak_memory, network_options, profile_model,
-                             psnr_ssim, train_same_budget)
+                             load_published, load_zoo_checkpoint, measure_latency, measure_peak_memory,
+                             network_options, profile_model, psnr_ssim, train_same_budget)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, 'scripts'))
@@ -161,6 +161,33 @@ def test_compare_models_end_to_end(tmp_path):
     assert 'MACs at 1x3x8x8' in md and 'multiply-accumulates' in md and '1 thread(s)' in md
     grid = read_image(tmp_path / 'out' / 'crop_grid.png')
     assert grid.shape == (22 + 64, 5 * 64 + 4 * 4, 3)  # HR, Bicubic, 3 models; 32-px crops zoomed x2
+
+
+def test_load_zoo_checkpoint_builds_from_the_record(tmp_path):
+    trained_opt = dict(network_options('EDSR-M', 2, TINY), res_scale=0.5)  # not the zoo's res_scale
+    net = build_model(trained_opt).eval()
+    path = str(tmp_path / 'edsr.pth')
+    atomic_torch_save({'params': net.state_dict(), 'msrn_plugin': build_record(trained_opt)}, path)
+    loaded, used = load_zoo_checkpoint('EDSR-M', path, network_options('EDSR-M', 2, TINY))
+    assert used == complete_network_options(trained_opt) and used['res_scale'] == 0.5
+    x = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), net(x))
+    with pytest.raises(CheckpointError, match=r'records a EDSR x2 network, but RCAN at x2 was asked for; give a '
+                       r'RCAN x2 checkpoint\.'):
+        load_zoo_checkpoint('RCAN', path, network_options('RCAN', 2, TINY))
+
+
+def test_load_zoo_checkpoint_refuses_nan(tmp_path):
+    net = build_model(network_options('RCAN', 2, TINY))
+    state = net.state_dict()
+    state['conv_first.weight'][0, 0, 1, 1] = float('nan')
+    path = str(tmp_path / 'rcan.pth')
+    atomic_torch_save({'params': state}, path)
+    with pytest.raises(CheckpointError) as err:
+        load_zoo_checkpoint('RCAN', path, network_options('RCAN', 2, TINY))
+    assert str(err.value) == (f"{path}: tensor 'conv_first.weight' holds NaN (a diverged run?); use an earlier "
+                              'checkpoint.')
 
 
 def test_compare_script(tmp_path, caplog, photo_bgr):

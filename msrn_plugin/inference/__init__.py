@@ -5,13 +5,13 @@
 import warnings
 from typing import Any
 
-from msrn_plugin.inference.runner import (DTYPES, MSRNer, UnsupportedImageError, extract_state_dict, load_msrn,
-                                          msrn_config_from_state_dict, msrn_receptive_radius, output_path_for,
-                                          tile_forward, upscale_path)
+from msrn_plugin.inference.runner import (DTYPES, MSRNer, UnsupportedImageError, add_network_arguments, load_msrn,
+                                          msrn_receptive_radius, output_path_for, tile_forward, upscale_path)
+from msrn_plugin.utils.checkpoint import extract_state_dict, msrn_config_from_state_dict
 
 __all__ = [
-    'DTYPES', 'MSRNer', 'UnsupportedImageError', 'extract_state_dict', 'load_msrn', 'msrn_config_from_state_dict',
-    'msrn_receptive_radius', 'output_path_for', 'tile_forward', 'upscale_path'
+    'DTYPES', 'MSRNer', 'UnsupportedImageError', 'add_network_arguments', 'extract_state_dict', 'load_msrn',
+    'msrn_config_from_state_dict', 'msrn_receptive_radius', 'output_path_for', 'tile_forward', 'upscale_path'
 ]
 
 

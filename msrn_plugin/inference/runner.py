@@ -1,10 +1,10 @@
 """Inference with trained MSRN checkpoints: configuration from the checkpoint, exact tiling, self-ensemble, image I/O.
 
 * :func:`load_msrn` reads a BasicSR checkpoint (``{'params': ...}`` / ``{'params_ema': ...}`` or a bare state dict)
-  with :func:`msrn_plugin.utils.checkpoint.safe_torch_load`, infers the network configuration from the tensor shapes
-  (:func:`msrn_config_from_state_dict`), builds MSRN through BasicSR's ``ARCH_REGISTRY`` and loads it strictly. A
-  checkpoint of another architecture or of the wrong scale gets a :class:`~msrn_plugin.utils.checkpoint.CheckpointError`
-  naming the file and the fix.
+  with :func:`msrn_plugin.utils.checkpoint.read_checkpoint`, builds MSRN from the checkpoint's network record (or
+  from what its weights tell, :func:`msrn_plugin.utils.checkpoint.msrn_network_options`) through BasicSR's
+  ``ARCH_REGISTRY`` and loads it strictly. A checkpoint of another architecture, of the wrong scale or with NaN/Inf
+  weights gets a :class:`~msrn_plugin.utils.checkpoint.CheckpointError` naming the file and the fix.
 * :func:`msrn_receptive_radius` derives, from the modules of an MSRN instance, how many LR pixels around a tile its
   output can depend on. :func:`tile_forward` pads every tile by that many *real* neighbouring pixels (and only at the
   true image border relies on the convolutions' zero padding), so the stitched output equals the whole-image output
@@ -12,22 +12,22 @@
 * :class:`MSRNer` turns images as stored (gray, BGR, BGRA; 8- or 16-bit) into upscaled images of the same kind;
   :func:`upscale_path` runs it over a file or a folder with a progress bar (:mod:`msrn_plugin.inference.batch`).
 """
+import argparse
 import cv2
 import logging
 import math
 import numpy as np
 import os
-import re
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from os import PathLike
 from torch import nn
 from tqdm import tqdm
-from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Optional, Tuple, Union
 
 from msrn_plugin.inference.batch import BatchReport, collect_inputs, process_folder
 from msrn_plugin.inference.ensemble import self_ensemble
-from msrn_plugin.utils.checkpoint import CheckpointError, safe_torch_load
+from msrn_plugin.utils.checkpoint import CheckpointError, msrn_network_options, read_checkpoint
 from msrn_plugin.utils.image_io import read_image, write_image
 
 PathType = Union[str, PathLike]
@@ -37,13 +37,6 @@ logger = logging.getLogger(__name__)
 
 #: Precision names accepted by :class:`MSRNer` (and the CLI's --fp32/--fp16/--bf16).
 DTYPES: Dict[str, torch.dtype] = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
-#: Keys every MSRN state dict has.
-MSRN_REQUIRED_KEYS = ('conv_first.weight', 'body.0.conv_3_1.weight', 'body.0.conv_5_1.weight', 'conv_fusion.weight',
-                      'conv_after_fusion.weight', 'conv_last.weight')
-#: Key patterns of other BasicSR architectures, to say what a wrong checkpoint is.
-_OTHER_ARCHS = (('an RCAN', 'body.0.residual_group.0.rcab.0.weight'), ('an EDSR', 'conv_after_body.weight'),
-                ('an RRDBNet (ESRGAN / Real-ESRGAN)', 'body.0.rdb1.conv1.weight'), ('an MSRResNet', 'upconv1.weight'),
-                ('a SwinIR', 'patch_embed.norm.weight'))
 
 
 class UnsupportedImageError(ValueError):
@@ -53,149 +46,75 @@ class UnsupportedImageError(ValueError):
 # --------------------------------------------------------------------------------------------------------------------
 # Checkpoint -> model
 # --------------------------------------------------------------------------------------------------------------------
-def extract_state_dict(checkpoint: object, source: str, param_key: Optional[str] = None) -> Dict[str, torch.Tensor]:
-    """Take the network weights out of a loaded checkpoint.
-
-    Args:
-        checkpoint (object): What :func:`safe_torch_load` returned.
-        source (str): The file name, for messages.
-        param_key (str | None): Key of the weights in a BasicSR checkpoint. None: ``'params_ema'`` when present
-            (BasicSR saves the EMA weights there), else ``'params'``, else the checkpoint itself when it is a bare
-            state dict. Default: None.
-
-    Returns:
-        dict[str, Tensor]: The state dict, with any ``module.`` prefix (DataParallel/DDP) removed.
-
-    Raises:
-        CheckpointError: If no state dict can be found.
-    """
-    if not isinstance(checkpoint, Mapping):
-        raise CheckpointError(f'{source}: expected a dict of weights, found a {type(checkpoint).__name__}; '
-                              'give a BasicSR checkpoint (net_g_*.pth).')
-    if param_key is not None:
-        if param_key not in checkpoint:
-            raise CheckpointError(f'{source}: no {param_key!r} entry (the checkpoint has {sorted(checkpoint)[:8]}); '
-                                  'choose one of those with --param_key.')
-        state_dict = checkpoint[param_key]
-    else:
-        found = [key for key in ('params_ema', 'params') if isinstance(checkpoint.get(key), Mapping)]
-        if found:
-            state_dict = checkpoint[found[0]]
-            logger.info(f'{source}: using the {found[0]!r} weights.')
-        elif checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
-            state_dict = checkpoint
-        else:
-            raise CheckpointError(f'{source}: no network weights found (keys {sorted(checkpoint)[:8]}); expected '
-                                  "'params' or 'params_ema' (a BasicSR net_g_*.pth) or a bare state dict.")
-    if not isinstance(state_dict, Mapping) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
-        raise CheckpointError(f'{source}: the selected entry is not a state dict of tensors.')
-    return {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in state_dict.items()}
-
-
-def _describe_architecture(keys: Sequence[str]) -> str:
-    for name, key in _OTHER_ARCHS:
-        if key in keys:
-            return f'it looks like {name} checkpoint'
-    return f'its first keys are {list(keys)[:4]}'
-
-
-def msrn_config_from_state_dict(state_dict: Mapping[str, torch.Tensor], source: str = '<state_dict>') -> dict:
-    """Infer MSRN's network options from the shapes in its state dict.
-
-    ``num_feat`` and ``num_in_ch`` come from ``conv_first``, ``num_out_ch`` from ``conv_last``, ``num_block`` from the
-    ``body.{i}`` blocks (checked against ``conv_fusion``), ``upscale`` from the pixel-shuffle convolutions
-    (``upsample.{0,2,4}``: ``4 * num_feat`` outputs per x2 stage, ``9 * num_feat`` for x3; none for x1). ``img_range``
-    and ``global_residual`` are not stored in a state dict: the caller supplies them.
-
-    Args:
-        state_dict (Mapping[str, Tensor]): MSRN weights.
-        source (str): The file name, for messages. Default: '<state_dict>'.
-
-    Returns:
-        dict: ``{'type': 'MSRN', 'num_in_ch', 'num_out_ch', 'num_feat', 'num_block', 'upscale'}``.
-
-    Raises:
-        CheckpointError: If the weights are not MSRN's or are inconsistent.
-    """
-    keys = list(state_dict)
-    missing = [k for k in MSRN_REQUIRED_KEYS if k not in state_dict]
-    if missing:
-        raise CheckpointError(f'{source}: not an MSRN checkpoint ({_describe_architecture(keys)}; missing '
-                              f'{missing[:3]}). Give a checkpoint trained with network_g type MSRN.')
-    first = state_dict['conv_first.weight']
-    num_feat, num_in_ch = int(first.shape[0]), int(first.shape[1])
-    num_out_ch = int(state_dict['conv_last.weight'].shape[0])
-    blocks = sorted({int(m.group(1)) for m in (re.match(r'body\.(\d+)\.', k) for k in keys) if m})
-    num_block = len(blocks)
-    if blocks != list(range(num_block)):
-        raise CheckpointError(f'{source}: MSRN blocks are not numbered 0..{num_block - 1} ({blocks}); the checkpoint '
-                              'is damaged or was edited.')
-    fusion = tuple(state_dict['conv_fusion.weight'].shape)
-    if fusion[:2] != (num_feat, num_feat * (num_block + 1)):
-        raise CheckpointError(f'{source}: conv_fusion has shape {fusion}, but {num_block} blocks of {num_feat} '
-                              f'features need ({num_feat}, {num_feat * (num_block + 1)}, 1, 1); the checkpoint is '
-                              'damaged or not MSRN.')
-    stages = sorted(int(m.group(1)) for m in (re.fullmatch(r'upsample\.(\d+)\.weight', k) for k in keys) if m)
-    widths = [int(state_dict[f'upsample.{i}.weight'].shape[0]) for i in stages]
-    if not stages:
-        upscale = 1
-    elif widths == [9 * num_feat]:
-        upscale = 3
-    elif widths and all(w == 4 * num_feat for w in widths) and stages == list(range(0, 2 * len(stages), 2)):
-        upscale = 2**len(stages)
-    else:
-        raise CheckpointError(f'{source}: cannot infer the scale from the upsampler (convolutions {stages} with '
-                              f'{widths} outputs for num_feat {num_feat}); the checkpoint is damaged or not MSRN.')
-    return {'type': 'MSRN', 'num_in_ch': num_in_ch, 'num_out_ch': num_out_ch, 'num_feat': num_feat,
-            'num_block': num_block, 'upscale': upscale}
-
-
 def load_msrn(model_path: PathType,
               scale: Optional[int] = None,
               device: Union[str, torch.device] = 'cpu',
               param_key: Optional[str] = None,
-              img_range: float = 255.,
-              global_residual: bool = False) -> Tuple[nn.Module, dict]:
-    """Build MSRN from a checkpoint, with the configuration read from the checkpoint itself.
+              img_range: Optional[float] = None,
+              global_residual: Optional[bool] = None) -> Tuple[nn.Module, dict]:
+    """Build MSRN from a checkpoint, with the configuration the checkpoint records (or infers from its weights).
 
-    The network is created through BasicSR's ``ARCH_REGISTRY`` (``build_network`` would also initialise BasicSR's
-    root logger without a log file, which then stays file-less for a later ``train_pipeline`` in the same process).
+    Checkpoints written by the plugin's training carry a network record (:func:`msrn_plugin.utils.checkpoint.
+    network_record`): the network is built from it. Older files and bare state dicts get their shapes inferred from
+    the weights; what the weights do not hold comes from ``img_range`` / ``global_residual``
+    (:func:`msrn_plugin.utils.checkpoint.msrn_network_options`). Weights holding NaN/Inf are refused. The network is
+    created through BasicSR's ``ARCH_REGISTRY`` (``build_network`` would also initialise BasicSR's root logger
+    without a log file, which then stays file-less for a later ``train_pipeline`` in the same process).
 
     Args:
         model_path (str | PathLike): BasicSR checkpoint (``net_g_*.pth``) or bare state dict.
         scale (int | None): Expected scale; a checkpoint of another scale is refused. None: take the checkpoint's.
             Default: None.
         device (str | torch.device): Where the model goes. Default: 'cpu'.
-        param_key (str | None): See :func:`extract_state_dict`. Default: None.
-        img_range (float): MSRN's ``img_range`` (not stored in checkpoints; the plugin's and the official code's is
-            255). Default: 255.
-        global_residual (bool): MSRN's ``global_residual`` (only for x1 restoration models). Default: False.
+        param_key (str | None): See :func:`msrn_plugin.utils.checkpoint.extract_state_dict`. Default: None.
+        img_range (float | None): MSRN's ``img_range`` for files without a record (None: 255, the plugin's and the
+            official code's); must agree with the record otherwise. Default: None.
+        global_residual (bool | None): MSRN's ``global_residual`` for x1 files without a record (required there);
+            must agree with the record otherwise. Default: None.
 
     Returns:
-        tuple[nn.Module, dict]: The model in eval mode, and its network options (``type`` included).
+        tuple[nn.Module, dict]: The model in eval mode, and its complete network options (``type`` included).
 
     Raises:
-        CheckpointError: If the file is unreadable, not MSRN, of the wrong scale, or does not load strictly.
+        CheckpointError: If the file is unreadable, not MSRN, of the wrong scale, holds NaN/Inf, lacks what cannot
+            be inferred, or does not load strictly.
     """
     source = os.fspath(model_path)
-    state_dict = extract_state_dict(safe_torch_load(source), source, param_key)
-    opt = msrn_config_from_state_dict(state_dict, source)
+    state_dict, record = read_checkpoint(source, param_key)
+    opt = msrn_network_options(state_dict, record, source, img_range=img_range, global_residual=global_residual)
     if scale is not None and scale != opt['upscale']:
         raise CheckpointError(f"{source}: this is an x{opt['upscale']} MSRN checkpoint, but scale {scale} was asked "
                               f"for; use an x{scale} checkpoint or drop the scale option (-s) to run at "
                               f"x{opt['upscale']}.")
-    mean = -state_dict['sub_mean.bias'] / img_range if 'sub_mean.bias' in state_dict else None
-    rgb_mean = mean.tolist() if mean is not None and mean.numel() == opt['num_in_ch'] else [0.5] * opt['num_in_ch']
-    opt.update(img_range=float(img_range), rgb_mean=rgb_mean, global_residual=global_residual)
     kwargs = {k: v for k, v in opt.items() if k != 'type'}
     try:
         net = ARCH_REGISTRY.get('MSRN')(**kwargs)
         net.load_state_dict(state_dict, strict=True)
-    except (RuntimeError, ValueError) as err:
+    except (RuntimeError, ValueError, TypeError) as err:
         raise CheckpointError(f'{source}: the weights do not fit MSRN({kwargs}): {str(err).splitlines()[0]}') from None
     logger.info(f'{source}: MSRN x{opt["upscale"]}, num_feat {opt["num_feat"]}, num_block {opt["num_block"]}, '
-                f'{opt["num_in_ch"]} -> {opt["num_out_ch"]} channels.')
+                f'{opt["num_in_ch"]} -> {opt["num_out_ch"]} channels, img_range {opt["img_range"]:g}, global_residual '
+                f'{str(opt["global_residual"]).lower()} ({"recorded" if record else "inferred from the weights"}).')
     return net.eval().to(device), opt
+
+
+def parse_bool(text: str) -> bool:
+    """``true``/``false`` (also yes/no, 1/0) for command-line flags."""
+    value = str(text).strip().lower()
+    if value in ('true', 'yes', '1'):
+        return True
+    if value in ('false', 'no', '0'):
+        return False
+    raise argparse.ArgumentTypeError(f'expected true or false, got {text!r}')
+
+
+def add_network_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--img_range`` and ``--global_residual``: what :func:`load_msrn` needs for checkpoints without a record."""
+    parser.add_argument('--global_residual', type=parse_bool, default=None, metavar='true|false',
+                        help='for x1 checkpoints without a network record (older files): whether the network was '
+                        'trained with global_residual (the plugin\'s denoising/dehazing options: true)')
+    parser.add_argument('--img_range', type=float, default=None,
+                        help='for checkpoints without a network record: the img_range trained with (default 255)')
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from collections import OrderedDict
 from os import PathLike
 from typing import Dict, Tuple, Union
 
-from msrn_plugin.utils.checkpoint import CheckpointError, atomic_torch_save, safe_torch_load
+from msrn_plugin.utils.checkpoint import (RECORD_KEY, CheckpointError, atomic_torch_save, build_record, check_finite,
+                                          safe_torch_load, strip_module_prefix, upsampler_convs, upsampler_scale)
 
 PathType = Union[str, PathLike]
 StateDict = Dict[str, torch.Tensor]
@@ -30,12 +31,6 @@ _PREFIX_MAP = (
 )
 _REQUIRED = ('sub_mean.weight', 'sub_mean.bias', 'head.0.weight', 'tail.0.weight', 'tail.1.weight', 'tail.3.weight',
              'add_mean.weight', 'add_mean.bias')
-
-
-def _strip_module_prefix(state: StateDict) -> StateDict:
-    if state and all(k.startswith('module.') for k in state):
-        return OrderedDict((k[len('module.'):], v) for k, v in state.items())
-    return state
 
 
 def infer_official_config(state: StateDict, source: str = '<state_dict>') -> Dict[str, int]:
@@ -63,17 +58,14 @@ def infer_official_config(state: StateDict, source: str = '<state_dict>') -> Dic
     if num_block == 0 or blocks != set(range(num_block)):
         raise CheckpointError(f'{source}: MSRB blocks body.N are missing or not numbered 0..N-1 '
                               f'(found {sorted(blocks)}).')
-    up_convs = sorted(int(m.group(1)) for k in state for m in [re.match(r'^tail\.2\.(\d+)\.weight$', k)] if m)
+    up_convs = upsampler_convs(state, 'tail.2.')
     if not up_convs:
         raise CheckpointError(f'{source}: no upsampler convolutions (tail.2.N.weight) found.')
-    ratio = state[f'tail.2.{up_convs[0]}.weight'].shape[0] // num_feat
-    if ratio == 9 and len(up_convs) == 1:
-        upscale = 3
-    elif ratio == 4 and len(up_convs) in (1, 2, 3):
-        upscale = 2**len(up_convs)
-    else:
+    upscale = upsampler_scale(up_convs) if all(in_ch == num_feat for _, _, in_ch in up_convs) else None
+    if upscale is None:
         raise CheckpointError(f'{source}: cannot infer the scale from the upsampler ({len(up_convs)} convs with '
-                              f'{ratio}x{num_feat} output channels); supported scales are 2, 3, 4 and 8.')
+                              f'{[o for _, o, _ in up_convs]} output channels for {num_feat} features); supported '
+                              'scales are 2, 3, 4 and 8.')
     return dict(num_in_ch=int(num_in_ch), num_out_ch=int(num_out_ch), num_feat=int(num_feat), num_block=num_block,
                 upscale=upscale)
 
@@ -93,7 +85,7 @@ def convert_official_state_dict(state: StateDict, source: str = '<state_dict>') 
     """
     if not isinstance(state, dict):
         raise CheckpointError(f'{source}: expected a state dict, got {type(state).__name__}.')
-    state = _strip_module_prefix(state)
+    state = strip_module_prefix(state)
     config = infer_official_config(state, source)
     converted = OrderedDict()
     for key, value in state.items():
@@ -112,10 +104,11 @@ def convert_official_state_dict(state: StateDict, source: str = '<state_dict>') 
 
 
 def convert_official_checkpoint(input_path: PathType, output_path: PathType) -> Dict[str, int]:
-    """Convert an official ``MSRN_x{s}.pt`` into a BasicSR checkpoint ``{'params': state_dict}``.
+    """Convert an official ``MSRN_x{s}.pt`` into a BasicSR checkpoint ``{'params': state_dict}`` with a network record.
 
-    The input is loaded with ``weights_only=True``; the output is written atomically and checked by loading it
-    strictly into a freshly built MSRN before this function returns.
+    The input is loaded with ``weights_only=True`` (weights holding NaN/Inf are refused); the output is written
+    atomically, after the weights have loaded strictly into MSRN built from the record it carries
+    (:data:`~msrn_plugin.utils.checkpoint.RECORD_KEY`: img_range 255, global_residual false, the source file's name).
 
     Args:
         input_path (str | PathLike): Official checkpoint.
@@ -125,13 +118,18 @@ def convert_official_checkpoint(input_path: PathType, output_path: PathType) -> 
         dict: The MSRN configuration (``network_g`` arguments) the checkpoint needs.
 
     Raises:
-        CheckpointError: If the input cannot be read or is not an official MSRN checkpoint.
+        CheckpointError: If the input cannot be read or is not an official MSRN checkpoint, or the output is the
+            input (real paths, links resolved; checked before anything is read or written).
     """
     from msrn_plugin.archs.msrn_arch import MSRN
 
     state = safe_torch_load(input_path)
     converted, config = convert_official_state_dict(state, str(input_path))
-    MSRN(**config, rgb_mean=(0.5, ) * config['num_in_ch']).load_state_dict(converted, strict=True)
+    check_finite(state, str(input_path))  # names the key as the file has it
+    rgb_mean = [float(v) for v in (-converted['sub_mean.bias'].double() / 255.).tolist()]
+    record = build_record(dict(type='MSRN', **config, img_range=255., rgb_mean=rgb_mean, global_residual=False),
+                          converted_from=os.path.basename(os.fspath(input_path)))
+    MSRN(**{k: v for k, v in record['network'].items() if k != 'type'}).load_state_dict(converted, strict=True)
     os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
-    atomic_torch_save({'params': converted}, output_path)
+    atomic_torch_save({'params': converted, RECORD_KEY: record}, output_path)
     return config

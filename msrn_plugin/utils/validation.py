@@ -27,7 +27,8 @@ import os
 import torch
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from msrn_plugin.utils.checkpoint import CheckpointError, safe_torch_load
+from msrn_plugin.utils.checkpoint import (CheckpointError, checkpoint_upscale, nonfinite_message, read_network_record,
+                                          record_differences, safe_torch_load, strip_module_prefix)
 from msrn_plugin.utils.image_io import ImageReadError, image_size, is_image_file
 from msrn_plugin.utils.misc import format_examples as _examples
 
@@ -434,25 +435,6 @@ def _check_datasets(opt: Mapping, is_train: bool, scale: Optional[int], max_samp
     return problems
 
 
-def checkpoint_upscale(state_dict: Mapping[str, Any]) -> Optional[int]:
-    """Guess the scale of a BasicSR-style SR checkpoint from its ``upsample.*`` pixel-shuffle convolutions.
-
-    Args:
-        state_dict (Mapping[str, Any]): Network weights (``params``).
-
-    Returns:
-        int | None: 2, 3, 4 or 8 from the upsampler, 1 if there is a ``conv_first`` but no upsampler, None if unknown.
-    """
-    convs = [v for k, v in sorted(state_dict.items()) if k.startswith('upsample.') and k.endswith('.weight')
-             and getattr(v, 'ndim', 0) == 4]
-    if not convs:
-        return 1 if 'conv_first.weight' in state_dict else None
-    ratio = convs[0].shape[0] // max(convs[0].shape[1], 1)
-    if ratio == 9:
-        return 3
-    return 2**len(convs) if ratio == 4 else None
-
-
 def _check_pretrained(opt: Mapping, net_key: str, net: Optional[torch.nn.Module], upscale: Any) -> List[str]:
     suffix = net_key[len('network_'):]
     key = f'path.pretrain_{net_key}'
@@ -467,6 +449,10 @@ def _check_pretrained(opt: Mapping, net_key: str, net: Optional[torch.nn.Module]
     if not isinstance(ckpt, Mapping):
         return [f'{key}: {path} holds a {type(ckpt).__name__}, not a dict of weights; save '
                 "{'params': model.state_dict()} instead."]
+    try:
+        record = read_network_record(ckpt, path)
+    except CheckpointError as err:
+        return [f'{key}: {err}']
     param_key = opt['path'].get(f'param_key_{suffix}', 'params')
     if param_key is not None:
         if param_key not in ckpt and 'params' in ckpt:
@@ -478,9 +464,12 @@ def _check_pretrained(opt: Mapping, net_key: str, net: Optional[torch.nn.Module]
             return [f'{key}: {path} has no {param_key!r} entry{hint}, or convert it with '
                     'scripts/convert_official_msrn.py.']
         ckpt = ckpt[param_key]
+    bad = nonfinite_message(path, ckpt) if isinstance(ckpt, Mapping) else None
+    if bad:
+        return [f'{key}: {bad}']
     if net is None or not isinstance(ckpt, Mapping):
         return []
-    loaded = {(k[7:] if k.startswith('module.') else k): v for k, v in ckpt.items()}
+    loaded = strip_module_prefix(ckpt)
     current = net.state_dict()
     missing = sorted(set(current) - set(loaded))
     unexpected = sorted(set(loaded) - set(current))
@@ -488,7 +477,10 @@ def _check_pretrained(opt: Mapping, net_key: str, net: Optional[torch.nn.Module]
               for k in sorted(set(current) & set(loaded))
               if isinstance(loaded[k], torch.Tensor) and loaded[k].shape != current[k].shape]
     if not (missing or unexpected or shapes):
-        return []
+        # the mean shifts' rgb_mean is loaded from the weights; the rest must be the record's
+        differ = record_differences(record, opt[net_key], ignore=('rgb_mean', )) if record else []
+        return [f'{key}: {path} was trained with other {net_key} settings ({"; ".join(differ)}); set them in '
+                f'{net_key} as the checkpoint records them.'] if differ else []
     strict = opt['path'].get(f'strict_load_{suffix}', True)
     if not strict and not (missing and len(missing) == len(current)):
         logger.warning(f'{key}: {path} does not fully match {net_key}; strict_load_{suffix} is false, so only the '

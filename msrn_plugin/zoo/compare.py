@@ -8,8 +8,8 @@ from torch import nn
 from tqdm import tqdm
 from typing import Dict, List, Optional, Tuple, Union
 
-from msrn_plugin.inference import extract_state_dict, load_msrn
-from msrn_plugin.utils.checkpoint import CheckpointError, safe_torch_load
+from msrn_plugin.inference import load_msrn
+from msrn_plugin.utils.checkpoint import CheckpointError, read_checkpoint
 from msrn_plugin.utils.photos import TRAIN_PHOTOS, load_photo
 from msrn_plugin.zoo.budget import PatchSampler, train_same_budget
 from msrn_plugin.zoo.configs import BUDGET_CONFIGS, ZOO_CONFIGS, build_model, describe_options, network_options
@@ -86,11 +86,35 @@ class CompareSettings:
         return cls(**values)
 
 
-def _load_zoo_checkpoint(name: str, path: str, opt: dict) -> Tuple[nn.Module, dict]:
+def load_zoo_checkpoint(name: str, path: PathType, opt: dict) -> Tuple[nn.Module, dict]:
+    """Build a zoo entry from its checkpoint: from the checkpoint's network record when it has one, else ``opt``.
+
+    MSRN goes through :func:`msrn_plugin.inference.load_msrn` (record, or inference from the weights); the other
+    architectures are built from the record, whose type and scale must be the entry's, or from ``opt``. Weights
+    holding NaN/Inf are refused.
+
+    Args:
+        name (str): The zoo entry (for messages).
+        path (str | PathLike): The checkpoint.
+        opt (dict): The entry's network options at the run's scale (not modified).
+
+    Returns:
+        tuple[nn.Module, dict]: The network in eval mode and the options it was built with.
+
+    Raises:
+        CheckpointError: If the file is unreadable, holds NaN/Inf, or does not fit the entry.
+    """
+    path = os.fspath(path)
     if opt['type'] == 'MSRN':
         return load_msrn(path, scale=opt['upscale'])
+    state, record = read_checkpoint(path)
+    if record is not None:
+        if record.get('type') != opt['type'] or record.get('upscale') != opt['upscale']:
+            raise CheckpointError(f'{path}: records a {record.get("type")} x{record.get("upscale")} network, but '
+                                  f'{name} at x{opt["upscale"]} was asked for; give a {opt["type"]} '
+                                  f'x{opt["upscale"]} checkpoint.')
+        opt = record
     net = build_model(opt)
-    state = extract_state_dict(safe_torch_load(path), path)
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as err:
@@ -151,7 +175,7 @@ def _run_comparison(output_dir: str, st: CompareSettings) -> dict:
         row['memory_growth'] = growth_exponent(pix, [max(p['peak_mem_mib'], 1e-9) for p in prof])
         del net
         if name in st.checkpoints:
-            net, _ = _load_zoo_checkpoint(name, st.checkpoints[name], opt)
+            net, _ = load_zoo_checkpoint(name, st.checkpoints[name], opt)
             psnr, ssim, outs = evaluate(make_upscaler(net, st.scale, device=device), pairs, st.scale, f'{name} ckpt')
             row.update(ckpt_psnr=psnr, ckpt_ssim=ssim)
             outputs[name] = outs
