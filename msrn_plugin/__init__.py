@@ -1,8 +1,8 @@
 """MSRN for BasicSR.
 
-``import msrn_plugin`` first applies the BasicSR 1.4.2 compatibility layer (:mod:`msrn_plugin.compat`; it must run
-before anything imports ``basicsr``), then imports the architectures, datasets and models so that they register in
-BasicSR's ``ARCH_REGISTRY``, ``DATASET_REGISTRY`` and ``MODEL_REGISTRY``.
+``import msrn_plugin`` applies the BasicSR 1.4.2 compatibility layer (:mod:`msrn_plugin.compat`), then registers the
+architectures, datasets and models in BasicSR's registries. With the plugin installed, the start-up hook
+(``msrn_basicsr_hook``) does the same when ``basicsr`` is first imported; docs/basicsr_fixes.md.
 """
 from msrn_plugin import compat
 

@@ -167,12 +167,12 @@ def _worker_train(out_dir: str, argv: List[str]) -> None:
     import basicsr.train
     import torch.distributed as dist
 
-    from msrn_plugin import compat
+    from msrn_plugin.compat import plugin_fixes
     from msrn_plugin.train import main
 
     models, samplers, writes = [], [], []
     build_model, sampler_cls = basicsr.train.build_model, basicsr.train.EnlargedSampler
-    atomic_save = compat.atomic_torch_save
+    atomic_save = plugin_fixes.atomic_torch_save
 
     def capture_model(opt):
         models.append(build_model(opt))
@@ -187,7 +187,7 @@ def _worker_train(out_dir: str, argv: List[str]) -> None:
         atomic_save(obj, path)
 
     basicsr.train.build_model, basicsr.train.EnlargedSampler = capture_model, capture_sampler
-    compat.atomic_torch_save = record_save
+    plugin_fixes.atomic_torch_save = record_save
     main(argv)
     rank = dist.get_rank()
     net = models[0].get_bare_model(models[0].net_g)

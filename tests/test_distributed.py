@@ -16,6 +16,7 @@ import torch.distributed as dist
 from basicsr.models.base_model import BaseModel
 
 from msrn_plugin import compat
+from msrn_plugin.compat import basicsr_fixes
 from msrn_plugin.utils.options import OptionFileError
 
 TIMEOUT = 240  # seconds per launch; a healthy one takes about 10 s on an idle 2-core machine
@@ -45,9 +46,11 @@ def data(tmp_path_factory):
 def ddp_run(tmp_path_factory, data):
     """One 2-rank gloo training run (4 iterations, checkpoints and validation every 2, tensorboard on)."""
     out = tmp_path_factory.mktemp('ddp')
-    opt_path = h.write_yaml(h.train_options(data, NAME, total_iter=4, use_tb_logger=True), str(out / 'opt.yml'))
-    _train(out, opt_path)
-    return out, opt_path
+    opt = h.train_options(data, NAME, total_iter=4, use_tb_logger=True)
+    opt['dist_params'] = {'backend': 'nccl', 'port': 29500}  # every stock BasicSR option file says this
+    opt_path = h.write_yaml(opt, str(out / 'opt.yml'))
+    output = _train(out, opt_path)
+    return out, opt_path, output
 
 
 def _reports(out):
@@ -67,9 +70,11 @@ def _assert_same_parameters(out):
 
 
 def test_two_ranks_train_with_gloo(ddp_run):
-    out, _ = ddp_run
+    out, _, output = ddp_run
     reports = _reports(out)  # both ranks reached the end of train_pipeline and wrote their report
     assert [(r['rank'], r['world_size'], r['backend']) for r in reports] == [(0, 2, 'gloo'), (1, 2, 'gloo')]
+    # The stock 'backend: nccl' on a machine without GPUs: gloo, said once (by rank 0).
+    assert output.count("dist_params.backend is 'nccl' but no CUDA GPU is visible: using gloo.") == 1
     _assert_same_parameters(out)
     exp = os.path.join(out, 'experiments', NAME)
     assert _files(os.path.join(exp, 'models')) == ['net_g_2.pth', 'net_g_4.pth', 'net_g_latest.pth']
@@ -98,7 +103,7 @@ def test_each_rank_gets_its_own_shard(ddp_run):
 
 
 def test_resume_under_ddp(ddp_run, tmp_path):
-    src, opt_path = ddp_run
+    src, opt_path, _ = ddp_run
     shutil.copytree(os.path.join(src, 'experiments'), tmp_path / 'experiments')
     output = _train(tmp_path, opt_path, '--auto_resume', '--force_yml', 'train:total_iter=6')
     assert re.search(r'Resuming training from epoch: \d+, iter: 4\.', output)
@@ -184,21 +189,42 @@ def test_unknown_backend_is_refused(backend_reset):
         compat.set_dist_backend('glo')
 
 
-def test_nccl_without_gpu_is_a_clear_error(monkeypatch, backend_reset):
-    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 0)
-    _torchrun_env(monkeypatch, rank=0)
+def test_stock_nccl_without_gpu_becomes_gloo_with_one_warning(monkeypatch, backend_reset, basicsr_log):
+    monkeypatch.setattr(basicsr_fixes, '_nccl_fallback_warned', False)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     compat.set_dist_backend('nccl')
-    with pytest.raises(RuntimeError, match="dist_params.backend is 'nccl' but no CUDA GPU is visible"):
-        compat._init_dist_pytorch()
-    assert not dist.is_initialized()
+    assert [compat.resolve_dist_backend(), compat.resolve_dist_backend()] == ['gloo', 'gloo']
+    assert basicsr_log == ["dist_params.backend is 'nccl' but no CUDA GPU is visible: using gloo."]
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    assert compat.resolve_dist_backend() == 'nccl'  # an explicit nccl with GPUs stays nccl
 
 
-def test_more_local_ranks_than_gpus_is_a_clear_error(monkeypatch, backend_reset):
-    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 1)
-    _torchrun_env(monkeypatch, rank=1)
-    compat.set_dist_backend('nccl')
+@pytest.mark.parametrize('backend, local_rank, num_gpus, device', [
+    ('gloo', 0, 0, None), ('gloo', 1, 0, None),  # CPU
+    ('gloo', 0, 2, 0), ('gloo', 1, 2, 1), ('gloo', 3, 2, 1),  # gloo on GPUs: each rank its LOCAL_RANK GPU
+    ('nccl', 0, 2, 0), ('nccl', 1, 2, 1),
+])
+def test_each_rank_uses_its_local_rank_gpu(backend, local_rank, num_gpus, device):
+    assert compat.dist_device_index(backend, local_rank, num_gpus) == device
+
+
+def test_nccl_device_errors():
     with pytest.raises(RuntimeError, match=r'local rank 1 has no GPU: 1 visible on this node; start at most 1 '):
-        compat._init_dist_pytorch()
+        compat.dist_device_index('nccl', 1, 1)
+    with pytest.raises(RuntimeError, match="dist_params.backend is 'nccl' but no CUDA GPU is visible; set it to gloo"):
+        compat.dist_device_index('nccl', 0, 0)
+
+
+def test_gloo_on_gpus_selects_the_local_rank_device(monkeypatch, backend_reset):
+    """The launcher sets the device for gloo too (upstream: only through nccl's path, so every rank used GPU 0)."""
+    chosen = []
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 2)
+    monkeypatch.setattr(torch.cuda, 'set_device', chosen.append)
+    monkeypatch.setattr(dist, 'init_process_group', lambda backend, **kwargs: chosen.append(backend))
+    _torchrun_env(monkeypatch, rank=1)
+    compat.set_dist_backend('gloo')
+    compat._init_dist_pytorch()
+    assert chosen == [1, 'gloo']
 
 
 def test_slurm_launcher_on_cpu(monkeypatch, tmp_path, backend_reset):
@@ -253,14 +279,6 @@ def test_launcher_without_its_environment_is_a_clear_error(monkeypatch):
     with pytest.raises(RuntimeError, match='--launcher slurm needs the environment variables SLURM_PROCID, '
                                            'SLURM_NTASKS, SLURM_NODELIST, which srun sets'):
         compat._init_dist_slurm()
-
-
-def test_distributed_fixes_are_installed():
-    import basicsr.utils.dist_util as dist_util
-    assert dist_util._init_dist_pytorch is compat._init_dist_pytorch
-    assert dist_util._init_dist_slurm is compat._init_dist_slurm
-    assert BaseModel.model_to_device is compat._model_to_device
-    assert BaseModel.validation is compat._validation
 
 
 def test_benchmark_scaling_table_and_argument_checks():

@@ -1,88 +1,98 @@
-"""Every workaround for BasicSR 1.4.2, in one place.
-
-Nothing here edits installed files: each fix replaces one BasicSR attribute at import time, from the outside, and
-:func:`apply` is idempotent. ``import msrn_plugin`` calls it before anything imports ``basicsr``.
-
-=====  ==========================================================  ================================================
-#      Upstream behaviour (basicsr 1.4.2)                          What the plugin does instead
-=====  ==========================================================  ================================================
-1      ``basicsr.data.degradations`` imports                       Register a stand-in module
-       ``torchvision.transforms.functional_tensor``, removed in    ``torchvision.transforms.functional_tensor`` that
-       torchvision 0.17, so ``import basicsr`` fails.              re-exports ``rgb_to_grayscale`` from
-                                                                   ``torchvision.transforms.functional``.
-2      ``basicsr.utils.options.ordered_yaml`` uses PyYAML's full   Return :class:`msrn_plugin.utils.options.
-       ``Loader``: option files can run arbitrary code; and        SafeOrderedLoader`` (Python tags refused);
-       ``_postprocess_yml_value`` ``eval``-s ``--force_yml``       parse them with :func:`msrn_plugin.utils.options.
-       values that start with ``[``.                               parse_override_value` (``entry`` checks keys).
-3      ``basicsr.train.load_resume_state`` maps states to CUDA     Load on the CPU with ``weights_only=True`` from
-       (crashes without a GPU), looks for ``--auto_resume``        ``opt['path']['training_states']`` (under the
-       states relative to the current directory, not to            ``root_path``), fall back to the previous
-       ``root_path``, and crashes on an unreadable newest state.   state when the newest one is unreadable, and
-                                                                   remove temporary files left by a killed save.
-4      ``_init_dist_pytorch``/``_init_dist_slurm`` call            Choose ``nccl`` with GPUs and ``gloo`` without
-       ``torch.cuda.set_device`` (ZeroDivisionError without        (or ``dist_params.backend``, through
-       GPUs), use NCCL only (torchrun ignores ``dist_params``),    :func:`set_dist_backend`); the GPU is
-       and pick the GPU as global rank modulo the GPU count.       ``LOCAL_RANK``/``SLURM_LOCALID``; clear errors
-                                                                   for nccl without GPUs and a missing launcher.
-5      ``BaseModel.model_to_device`` passes CUDA ``device_ids``    Pass ``device_ids`` only for CUDA models; refuse
-       to ``DistributedDataParallel``.                             nccl for a CPU model (``num_gpu: 0``).
-6      ``BaseModel.save_network``/``save_training_state`` write    Write atomically (temporary file, fsync,
-       in place: a kill leaves truncated ``.pth``/``.state``.      rename) on rank 0 only, as upstream, and raise
-                                                                   when writing fails.
-7      ``BaseModel.load_network`` calls ``torch.load`` without     Load with ``weights_only=True`` through
-       ``weights_only``.                                           :func:`msrn_plugin.utils.checkpoint.safe_torch_load`.
-8      ``parse_options`` knows ``--local_rank`` only.              :func:`normalize_argv` rewrites ``--local-rank``.
-9      ``BaseModel.validation`` runs on rank 0 through the DDP     Validate with the bare networks (DDP wrappers
-       wrapper, whose forward broadcasts buffers (MSRN's mean      swapped out for the call).
-       shifts) to ranks that are not validating: the final
-       validation fails once the other ranks have exited.
-10     Under DDP each rank looks for ``--auto_resume`` states on   All ranks compare their resume point when DDP
-       its own disk: without a shared filesystem one rank          wraps the network and fail with a message
-       resumes, another starts over, and the job hangs.            naming the mismatch.
-=====  ==========================================================  ================================================
-"""
+"""Fixes of BasicSR 1.4.2 bugs, safe for every BasicSR project in the environment (table: docs/basicsr_fixes.md)."""
+import argparse
+import importlib
+import importlib.util
 import logging
 import os
 import re
+import site
 import sys
+import sysconfig
 import torch
 import types
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
-from msrn_plugin.utils.checkpoint import CheckpointError, atomic_torch_save, safe_torch_load
-from msrn_plugin.utils.options import OptionFileError, parse_override_value
+from msrn_plugin.compat.fixes import BASICSR_VERSION, STATUS, Fix, apply_fixes, original, warn_once
+from msrn_plugin.utils.checkpoint import CheckpointError, safe_torch_load
+from msrn_plugin.utils.options import OptionFileError, SafeOrderedLoader, load_options, parse_override_value
 
-_applied = False
-_dist_backend: Optional[str] = None
 logger = logging.getLogger('basicsr')  # BasicSR's logger; never call get_root_logger() before train_pipeline does
 
+TORCHVISION_OLD = 'torchvision.transforms.functional_tensor'
+TORCHVISION_NEW = 'torchvision.transforms._functional_tensor'
+_DIST_BACKENDS = ('gloo', 'nccl', 'mpi', 'ucc', 'xccl')
 
-def install_torchvision_shim() -> None:
-    """Fix 1: make ``torchvision.transforms.functional_tensor`` importable again (needed before ``import basicsr``)."""
-    name = 'torchvision.transforms.functional_tensor'
-    if name in sys.modules:
-        return
+_dist_backend: Optional[str] = None
+_nccl_fallback_warned = False
+#: Called by BasicSR's ``parse_options`` before it reads anything: ``check(kind, argv, root_path)``.
+_startup_checks: List[Callable[[str, List[str], str], None]] = []
+
+# ------------------------------------------------------------------------------------------ torchvision_alias
+
+
+def basicsr_version_before_import() -> Optional[str]:
+    """The version of the ``basicsr`` an import would load, read from its ``version.py`` without importing it."""
+    if 'basicsr' in sys.modules:
+        return getattr(sys.modules['basicsr'], '__version__', None)
+    spec = importlib.util.find_spec('basicsr')
+    if spec is None or not spec.origin:
+        return None
     try:
-        import torchvision.transforms.functional_tensor  # noqa: F401  (torchvision < 0.17 still has it)
-        return
-    except ImportError:
-        pass
-    from torchvision.transforms import functional
-    shim = types.ModuleType(name, 'msrn_plugin.compat stand-in for the module removed in torchvision 0.17.')
-    shim.rgb_to_grayscale = functional.rgb_to_grayscale
-    sys.modules[name] = shim
+        with open(os.path.join(os.path.dirname(spec.origin), 'version.py'), encoding='utf-8') as f:
+            match = re.search(r"^__version__ = '([^']+)'", f.read(), re.MULTILINE)
+    except OSError:
+        return None
+    return match.group(1) if match else None
+
+
+def install_torchvision_alias(basicsr_version: Optional[str] = None) -> bool:
+    """Fix ``torchvision_alias``: make ``torchvision.transforms.functional_tensor`` importable (before basicsr is).
+
+    torchvision 0.17 renamed that module ``_functional_tensor``; the old name is registered in ``sys.modules`` as an
+    alias of the same module object. Nothing is done when the old module still exists.
+
+    Args:
+        basicsr_version (str | None): Version of the basicsr about to be imported. Default: read it from its
+            ``version.py`` (:func:`basicsr_version_before_import`).
+
+    Returns:
+        bool: True when the old name imports (it exists, or the alias is in place).
+    """
+    if basicsr_version is None:
+        basicsr_version = basicsr_version_before_import()
+    if TORCHVISION_OLD in sys.modules or importlib.util.find_spec(TORCHVISION_OLD) is not None:
+        STATUS.setdefault('torchvision_alias', 'not needed: the module exists')
+        return True
+    if basicsr_version != BASICSR_VERSION:
+        warn_once(['torchvision_alias'], f'basicsr {basicsr_version} is installed; the fix was written for '
+                  f'{BASICSR_VERSION}')
+        return False
+    if importlib.util.find_spec(TORCHVISION_NEW) is None:
+        warn_once(['torchvision_alias'], f'{TORCHVISION_NEW} does not exist in this torchvision')
+        return False
+    new = importlib.import_module(TORCHVISION_NEW)
+    if not hasattr(new, 'rgb_to_grayscale'):
+        warn_once(['torchvision_alias'], f'{TORCHVISION_NEW}.rgb_to_grayscale does not exist')
+        return False
+    sys.modules[TORCHVISION_OLD] = new
+    STATUS['torchvision_alias'] = 'applied'
+    return True
+
+
+# ------------------------------------------------------------------------------------------------- safe_yaml
 
 
 def _safe_ordered_yaml():
-    """Fix 2: BasicSR's ``ordered_yaml()`` with the safe loader."""
+    """BasicSR's ``ordered_yaml()`` with the safe loader (Python tags refused)."""
     from yaml import Dumper
-
-    from msrn_plugin.utils.options import SafeOrderedLoader
     return SafeOrderedLoader, Dumper
 
 
+# ------------------------------------------------------------------------------------------------ resume
+
+
 def _remove_stale_temporaries(folder: str) -> None:
-    """Fix 3: delete ``.<name>.<random>.tmp`` files that :func:`atomic_torch_save` leaves when killed mid-write."""
+    """Delete ``.<name>.<random>.tmp`` files that an atomic save leaves when killed mid-write."""
     if not os.path.isdir(folder):
         return
     for name in os.listdir(folder):
@@ -100,11 +110,13 @@ def _state_iter(filename: str) -> Optional[int]:
 
 
 def load_resume_state(opt: dict) -> Optional[dict]:
-    """Fix 3: BasicSR's ``load_resume_state`` for CPU and GPU, with a fallback for unreadable states.
+    """Fix ``resume``: BasicSR's ``load_resume_state`` for CPU and GPU, with a fallback for unreadable states.
 
-    With ``--auto_resume`` the newest ``<iter>.state`` under ``opt['path']['training_states']`` whose state and
-    network checkpoint are both readable is used; unreadable ones are reported and skipped. States are loaded on the
-    CPU (``Optimizer.load_state_dict`` moves them to the parameters' device).
+    With ``--auto_resume`` the newest ``<iter>.state`` under ``opt['path']['training_states']`` (under the
+    ``root_path``, not the current directory) whose state and network checkpoint are both readable is used;
+    unreadable ones are reported and skipped. States are loaded on the CPU with ``weights_only=True``
+    (``Optimizer.load_state_dict`` moves them to the parameters' device). ``opt['root_path']`` is corrected as in
+    :func:`output_root` (``train_pipeline`` sets it from its argument just before this call).
 
     Args:
         opt (dict): Parsed options; ``opt['path']['resume_state']`` is set to the state used (as BasicSR does).
@@ -117,6 +129,8 @@ def load_resume_state(opt: dict) -> Optional[dict]:
     """
     from basicsr.utils import check_resume
 
+    if opt.get('root_path'):
+        opt['root_path'] = output_root(opt['root_path'])
     for key in ('training_states', 'models'):
         if opt['path'].get(key):
             _remove_stale_temporaries(opt['path'][key])
@@ -152,7 +166,130 @@ def load_resume_state(opt: dict) -> Optional[dict]:
     return state
 
 
-_DIST_BACKENDS = ('gloo', 'nccl', 'mpi', 'ucc', 'xccl')
+def _fix_script_copies(namespace: dict) -> None:
+    """Fix ``resume`` for ``python basicsr/train.py`` (and ``-m basicsr.train``), which run the file as ``__main__``.
+
+    That copy of the script holds its own ``load_resume_state``, which replacing ``basicsr.train``'s cannot reach;
+    ``train_pipeline`` looks it up in its module's namespace when it calls it, right after ``parse_options``.
+    """
+    current = namespace.get('load_resume_state')
+    if current is None or current is load_resume_state or not isinstance(current, types.FunctionType):
+        return
+    filename = current.__code__.co_filename
+    if os.path.basename(filename) == 'train.py' and os.path.basename(os.path.dirname(filename)) == 'basicsr':
+        namespace['load_resume_state'] = load_resume_state
+
+
+# ------------------------------------------------------------------------------------------- parse_options
+
+
+def normalize_argv(argv: Sequence[str]) -> List[str]:
+    """Accept torch 2.x's ``--local-rank`` spelling (BasicSR's parser knows ``--local_rank``).
+
+    Args:
+        argv (Sequence[str]): Command-line arguments (without the program name).
+
+    Returns:
+        list[str]: A new list with ``--local-rank`` rewritten.
+    """
+    out = []
+    for arg in argv:
+        if arg == '--local-rank':
+            arg = '--local_rank'
+        elif arg.startswith('--local-rank='):
+            arg = '--local_rank=' + arg.split('=', 1)[1]
+        out.append(arg)
+    return out
+
+
+def _site_dirs() -> List[str]:
+    dirs = list(getattr(site, 'getsitepackages', lambda: [])()) + [site.getusersitepackages()]
+    paths = sysconfig.get_paths()
+    dirs += [paths.get('purelib', ''), paths.get('platlib', '')]
+    return [os.path.normcase(os.path.abspath(d)) for d in dirs if d]
+
+
+def output_root(root_path: str) -> str:
+    """Where BasicSR writes ``experiments/``, ``tb_logger/`` and ``results/``.
+
+    BasicSR's scripts pass the folder above their own file. For a source tree that is the tree (BasicSR's
+    convention, kept); for an installed basicsr (``python -m basicsr.train``) it is site-packages, so the current
+    working directory is used instead.
+
+    Args:
+        root_path (str): What BasicSR's script computed.
+
+    Returns:
+        str: ``root_path``, or the current directory when ``root_path`` is a site-packages folder.
+    """
+    path = os.path.normcase(os.path.abspath(root_path))
+    if os.path.basename(path) in ('site-packages', 'dist-packages') or path in _site_dirs():
+        return os.getcwd()
+    return root_path
+
+
+def add_startup_check(check: Callable[[str, List[str], str], None]) -> None:
+    """Run ``check(kind, argv, root_path)`` at the start of BasicSR's ``parse_options``, before anything else.
+
+    Args:
+        check (callable): Receives 'train' or 'test', the arguments (``--local-rank`` normalised) and the output
+            root; raises or exits to stop the run. Added once (a second call with the same function does nothing).
+    """
+    if check not in _startup_checks:
+        _startup_checks.append(check)
+
+
+def _args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('-opt', type=str, default=None)
+    parser.add_argument('--launcher', default='none')
+    return parser.parse_known_args(list(argv))[0]
+
+
+def _backend_from_options(argv: Sequence[str]) -> None:
+    """``dist_params.backend`` of the option file, for the ``--launcher pytorch`` path (upstream drops it)."""
+    args = _args(argv)
+    if args.launcher == 'none' or not args.opt:
+        return
+    try:
+        opt = load_options(args.opt)
+    except (OSError, OptionFileError):
+        return  # upstream's parser reports it
+    dist_params = opt.get('dist_params') if isinstance(opt, dict) else None
+    set_dist_backend(dist_params.get('backend') if isinstance(dist_params, dict) else None)
+
+
+def parse_options(root_path: str, is_train: bool = True):
+    """Fix ``parse_options``: BasicSR's ``parse_options``, with what must happen before and after it.
+
+    Before: ``--local-rank`` is accepted, ``root_path`` goes through :func:`output_root`, the start-up checks
+    registered with :func:`add_startup_check` run, and ``dist_params.backend`` reaches the torchrun launcher. After:
+    a ``__main__`` copy of ``basicsr/train.py`` gets the fixed ``load_resume_state`` (:func:`_fix_script_copies`).
+
+    Args:
+        root_path (str): Root given by BasicSR's script.
+        is_train (bool): Training or testing. Default: True.
+
+    Returns:
+        tuple: ``(opt, args)`` as upstream.
+    """
+    upstream = original('basicsr.utils.options', 'parse_options')
+    root_path = output_root(root_path)
+    old_argv = sys.argv
+    argv = normalize_argv(old_argv[1:])
+    sys.argv = [old_argv[0] if old_argv else 'basicsr'] + argv
+    try:
+        for check in list(_startup_checks):
+            check('train' if is_train else 'test', argv, root_path)
+        _backend_from_options(argv)
+        result = upstream(root_path, is_train)
+    finally:
+        sys.argv = old_argv
+    _fix_script_copies(sys._getframe(1).f_globals)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- dist_init
 
 
 def set_dist_backend(backend: Optional[str]) -> None:
@@ -172,10 +309,51 @@ def set_dist_backend(backend: Optional[str]) -> None:
 
 
 def resolve_dist_backend() -> str:
-    """The backend fix 4 uses: the one set by :func:`set_dist_backend`, else nccl with GPUs, else gloo."""
+    """The backend the launchers use: nccl with GPUs, gloo without; ``dist_params.backend`` overrides it.
+
+    ``nccl`` requested without a CUDA GPU (stock BasicSR option files all say ``backend: nccl``) becomes gloo, with
+    one warning line (from global rank 0).
+    """
+    global _nccl_fallback_warned
+    cuda = torch.cuda.is_available()
+    if _dist_backend == 'nccl' and not cuda:
+        if not _nccl_fallback_warned and os.environ.get('RANK', '0') == '0':
+            logger.warning("dist_params.backend is 'nccl' but no CUDA GPU is visible: using gloo.")
+        _nccl_fallback_warned = True
+        return 'gloo'
     if _dist_backend:
         return _dist_backend
-    return 'nccl' if torch.cuda.is_available() else 'gloo'
+    return 'nccl' if cuda else 'gloo'
+
+
+def dist_device_index(backend: str, local_rank: int, num_gpus: int) -> Optional[int]:
+    """The CUDA device a process of the process group uses, or None on a machine without GPUs.
+
+    Every backend gets the process's own GPU (``LOCAL_RANK``), gloo included (upstream sets a device for the global
+    rank modulo the GPU count, wrong on several nodes). gloo may share GPUs (``local_rank`` modulo the count); nccl
+    may not.
+
+    Args:
+        backend (str): The process-group backend.
+        local_rank (int): Rank of the process on its node.
+        num_gpus (int): CUDA devices visible.
+
+    Returns:
+        int | None: The device index, or None for none.
+
+    Raises:
+        RuntimeError: For nccl with no GPU, or with more processes per node than GPUs.
+    """
+    if backend == 'nccl':
+        if num_gpus == 0:
+            raise RuntimeError("dist_params.backend is 'nccl' but no CUDA GPU is visible; set it to gloo (or remove "
+                               'it to choose from the hardware).')
+        if local_rank >= num_gpus:
+            raise RuntimeError(f'local rank {local_rank} has no GPU: {num_gpus} visible on this node; start at most '
+                               f'{num_gpus} processes per node (torchrun --nproc_per_node).')
+    if num_gpus == 0:
+        return None
+    return local_rank % num_gpus
 
 
 def _require_env(keys: Sequence[str], launcher: str, how: str) -> None:
@@ -186,23 +364,17 @@ def _require_env(keys: Sequence[str], launcher: str, how: str) -> None:
 
 
 def _init_process_group(local_rank: int, **kwargs) -> None:
-    """Select the GPU of ``local_rank`` for nccl (nothing on CPU) and join the process group."""
+    """Select the process's GPU (if any) and join the process group."""
     import torch.distributed as dist
     backend = resolve_dist_backend()
-    if backend == 'nccl':
-        num_gpus = torch.cuda.device_count()
-        if num_gpus == 0:
-            raise RuntimeError("dist_params.backend is 'nccl' but no CUDA GPU is visible; set it to gloo (or remove "
-                               'it to choose from the hardware).')
-        if local_rank >= num_gpus:
-            raise RuntimeError(f'local rank {local_rank} has no GPU: {num_gpus} visible on this node; start at most '
-                               f'{num_gpus} processes per node (torchrun --nproc_per_node).')
-        torch.cuda.set_device(local_rank)
+    device = dist_device_index(backend, local_rank, torch.cuda.device_count())
+    if device is not None:
+        torch.cuda.set_device(device)
     dist.init_process_group(backend=backend, **kwargs)
 
 
 def _init_dist_pytorch(backend: str = 'nccl', **kwargs) -> None:
-    """Fix 4: BasicSR's ``_init_dist_pytorch`` (torchrun) on GPUs and CPUs, one node or many.
+    """Fix ``dist_init``: BasicSR's ``_init_dist_pytorch`` (torchrun) on GPUs and CPUs, one node or many.
 
     Args:
         backend (str): Ignored (BasicSR always passes 'nccl'): :func:`resolve_dist_backend` decides. Default: 'nccl'.
@@ -215,15 +387,15 @@ def _init_dist_pytorch(backend: str = 'nccl', **kwargs) -> None:
 
 
 def _init_dist_slurm(backend: str = 'nccl', port: Optional[int] = None) -> None:
-    """Fix 4 (slurm): BasicSR's ``_init_dist_slurm`` (``srun``) on GPUs and CPUs.
+    """Fix ``dist_init`` (slurm): BasicSR's ``_init_dist_slurm`` (``srun``) on GPUs and CPUs.
 
     Sets the same variables as upstream (``MASTER_ADDR`` from ``scontrol show hostname``, ``MASTER_PORT`` from
     ``port``, else the environment, else 29500, ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``); the local rank is
     ``SLURM_LOCALID`` (upstream: global rank modulo the GPU count, wrong when nodes run fewer tasks than GPUs).
 
     Args:
-        backend (str): Ignored: :func:`resolve_dist_backend` decides (``dist_params.backend`` reaches it through
-            :func:`set_dist_backend`). Default: 'nccl'.
+        backend (str): Upstream passes ``dist_params.backend`` (default 'nccl'); it is used as
+            :func:`set_dist_backend` would (nccl without GPUs becomes gloo). Default: 'nccl'.
         port (int | None): Master port (``dist_params.port``). Default: None.
     """
     import subprocess
@@ -242,8 +414,11 @@ def _init_dist_slurm(backend: str = 'nccl', port: Optional[int] = None) -> None:
     _init_process_group(local_rank)
 
 
+# ------------------------------------------------------------------------------------------------ ddp_wrap
+
+
 def _check_same_start(opt: dict) -> None:
-    """Fix 10: every rank must resume from the same training state (or none), else fail instead of hanging."""
+    """Every rank must resume from the same training state (or none), else fail instead of hanging."""
     import torch.distributed as dist
     if not (dist.is_available() and dist.is_initialized()):
         return
@@ -258,7 +433,10 @@ def _check_same_start(opt: dict) -> None:
 
 
 def _model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
-    """Fix 5: ``BaseModel.model_to_device`` that wraps CPU models in DDP too (gloo) and checks the resume point."""
+    """Fix ``ddp_wrap``: ``BaseModel.model_to_device`` that wraps CPU models in DDP too (gloo).
+
+    Under DDP in training, the ranks first check that they resume from the same state (:func:`_check_same_start`).
+    """
     from torch.nn.parallel import DataParallel, DistributedDataParallel
     net = net.to(self.device)
     if self.opt['dist']:
@@ -276,8 +454,11 @@ def _model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
     return net
 
 
+# ------------------------------------------------------------------------------------------ ddp_validation
+
+
 def _validation(self, dataloader, current_iter: int, tb_logger, save_img: bool = False) -> None:
-    """Fix 9: ``BaseModel.validation`` that runs the bare networks under DDP.
+    """Fix ``ddp_validation``: ``BaseModel.validation`` that runs the bare networks under DDP.
 
     Upstream validates on rank 0 only through the DDP wrapper, whose forward broadcasts module buffers (MSRN's mean
     shifts) to ranks that are not validating: the ranks' collectives go out of step, and the final validation fails
@@ -303,41 +484,11 @@ def _validation(self, dataloader, current_iter: int, tb_logger, save_img: bool =
             setattr(self, key, net)
 
 
-def _save_network(self, net, net_label: str, current_iter: int, param_key='params') -> None:
-    """Fix 6: ``BaseModel.save_network`` with an atomic write (rank 0 only, as upstream's ``@master_only``)."""
-    from basicsr.utils.dist_util import get_dist_info
-    if get_dist_info()[0] != 0:
-        return
-    if current_iter == -1:
-        current_iter = 'latest'
-    save_path = os.path.join(self.opt['path']['models'], f'{net_label}_{current_iter}.pth')
-    nets = net if isinstance(net, list) else [net]
-    param_keys = param_key if isinstance(param_key, list) else [param_key]
-    if len(nets) != len(param_keys):
-        raise ValueError('save_network: the lengths of net and param_key should be the same.')
-    save_dict = {}
-    for net_, key_ in zip(nets, param_keys):
-        state_dict = self.get_bare_model(net_).state_dict()
-        save_dict[key_] = {(k[7:] if k.startswith('module.') else k): v.cpu() for k, v in state_dict.items()}
-    atomic_torch_save(save_dict, save_path)
-
-
-def _save_training_state(self, epoch: int, current_iter: int) -> None:
-    """Fix 6: ``BaseModel.save_training_state`` with an atomic write (rank 0 only, as upstream)."""
-    from basicsr.utils.dist_util import get_dist_info
-    if current_iter == -1 or get_dist_info()[0] != 0:
-        return
-    state = {
-        'epoch': epoch,
-        'iter': current_iter,
-        'optimizers': [o.state_dict() for o in self.optimizers],
-        'schedulers': [s.state_dict() for s in self.schedulers]
-    }
-    atomic_torch_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+# --------------------------------------------------------------------------------------- weights_only_load
 
 
 def _load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True, param_key='params') -> None:
-    """Fix 7: ``BaseModel.load_network`` that refuses pickled code."""
+    """Fix ``weights_only_load``: ``BaseModel.load_network`` that refuses pickled code."""
     net = self.get_bare_model(net)
     load_net = safe_torch_load(load_path)
     if not isinstance(load_net, dict):
@@ -358,48 +509,27 @@ def _load_network(self, net: torch.nn.Module, load_path: str, strict: bool = Tru
     net.load_state_dict(load_net, strict=strict)
 
 
-def normalize_argv(argv: List[str]) -> List[str]:
-    """Fix 8: accept torch 2.x's ``--local-rank`` spelling (BasicSR's parser knows ``--local_rank``).
+# ------------------------------------------------------------------------------------------------- apply
 
-    Args:
-        argv (list[str]): Command-line arguments (without the program name).
+_BASE_MODEL = 'basicsr.models.base_model:BaseModel'
 
-    Returns:
-        list[str]: A new list with ``--local-rank`` rewritten.
-    """
-    out = []
-    for arg in argv:
-        if arg == '--local-rank':
-            arg = '--local_rank'
-        elif arg.startswith('--local-rank='):
-            arg = '--local_rank=' + arg.split('=', 1)[1]
-        out.append(arg)
-    return out
+#: The fixes, in the order they are applied (``torchvision_alias`` runs before basicsr is imported).
+FIXES: Tuple[Fix, ...] = (
+    Fix('safe_yaml', (('basicsr.utils.options', 'ordered_yaml', _safe_ordered_yaml),
+                      ('basicsr.utils.options', '_postprocess_yml_value', parse_override_value))),
+    Fix('resume', (('basicsr.train', 'load_resume_state', load_resume_state), )),
+    Fix('parse_options', (('basicsr.utils.options', 'parse_options', parse_options),
+                          ('basicsr.train', 'parse_options', parse_options),
+                          ('basicsr.test', 'parse_options', parse_options))),
+    Fix('dist_init', (('basicsr.utils.dist_util', '_init_dist_pytorch', _init_dist_pytorch),
+                      ('basicsr.utils.dist_util', '_init_dist_slurm', _init_dist_slurm))),
+    Fix('ddp_wrap', ((_BASE_MODEL, 'model_to_device', _model_to_device), )),
+    Fix('ddp_validation', ((_BASE_MODEL, 'validation', _validation), )),
+    Fix('weights_only_load', ((_BASE_MODEL, 'load_network', _load_network), )),
+)
 
 
 def apply() -> None:
-    """Apply every workaround once. Called by ``import msrn_plugin``."""
-    global _applied
-    if _applied:
-        return
-    install_torchvision_shim()
-    import basicsr.train
-    import basicsr.utils.dist_util
-    import basicsr.utils.options
-    from basicsr.models.base_model import BaseModel
-
-    basicsr.utils.options.ordered_yaml = _safe_ordered_yaml
-    basicsr.utils.options._postprocess_yml_value = parse_override_value
-    basicsr.train.load_resume_state = load_resume_state
-    basicsr.utils.dist_util._init_dist_pytorch = _init_dist_pytorch
-    basicsr.utils.dist_util._init_dist_slurm = _init_dist_slurm
-    BaseModel.model_to_device = _model_to_device
-    BaseModel.validation = _validation
-    BaseModel.save_network = _save_network
-    BaseModel.save_training_state = _save_training_state
-    BaseModel.load_network = _load_network
-    _applied = True
-
-
-__all__ = ['apply', 'install_torchvision_shim', 'load_resume_state', 'normalize_argv', 'set_dist_backend',
-           'resolve_dist_backend']
+    """Apply every fix of this module (idempotent); imports basicsr after the torchvision alias."""
+    install_torchvision_alias()
+    apply_fixes(FIXES)

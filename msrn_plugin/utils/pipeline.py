@@ -6,6 +6,7 @@ from typing import List, Optional
 
 import msrn_plugin  # noqa: F401  (compatibility layer and registration)
 from msrn_plugin import compat
+from msrn_plugin.compat import plugin_fixes
 from msrn_plugin.utils.checkpoint import CheckpointError
 from msrn_plugin.utils.options import OptionFileError, apply_force_yml, load_options
 from msrn_plugin.utils.validation import OptionValidationError, validate_options
@@ -52,7 +53,7 @@ def prepare_run(kind: str, argv: List[str], root_path: str) -> Optional[dict]:
     if args.force_yml:
         opt = apply_force_yml(opt, args.force_yml, source=args.opt)
     resume = bool((opt.get('path') or {}).get('resume_state')) or (args.auto_resume and _has_states(root_path, opt))
-    validate_options(opt, is_train=kind == 'train', source=args.opt, resume=resume)
+    opt = validate_options(opt, is_train=kind == 'train', source=args.opt, resume=resume, root_path=root_path)
     return opt
 
 
@@ -62,7 +63,8 @@ def run_pipeline(kind: str, argv: Optional[List[str]] = None, root_path: Optiona
     BasicSR's parsers read ``sys.argv`` themselves, so ``sys.argv`` is set for the call and restored afterwards.
     Before BasicSR sees anything, the option file is read with the safe loader, ``--force_yml`` entries are checked
     (BasicSR ``exec``-utes them), and the options and data are validated (:func:`prepare_run`): a malicious, broken
-    or inconsistent setup is refused before any folder is created or any iteration runs. ``dist_params.backend``
+    or inconsistent setup is refused before any folder is created or any iteration runs (BasicSR's fixed
+    ``parse_options`` then skips the same checks, which it runs for BasicSR's own scripts). ``dist_params.backend``
     (if any) selects the process-group backend.
 
     Args:
@@ -78,18 +80,17 @@ def run_pipeline(kind: str, argv: Optional[List[str]] = None, root_path: Optiona
         raise ValueError(f"kind must be 'train' or 'test', got {kind!r}")
     argv = compat.normalize_argv(list(sys.argv[1:] if argv is None else argv))
     root_path = os.path.abspath(root_path or os.getcwd())
-    opt = prepare_run(kind, argv, root_path)
-    if opt is not None:
-        compat.set_dist_backend((opt.get('dist_params') or {}).get('backend'))
+    prepare_run(kind, argv, root_path)
     old_argv = sys.argv
     sys.argv = [f'msrn_plugin/{kind}.py'] + argv
     try:
-        if kind == 'train':
-            from basicsr.train import train_pipeline
-            train_pipeline(root_path)
-        else:
-            from basicsr.test import test_pipeline
-            test_pipeline(root_path)
+        with plugin_fixes.prechecked(kind, argv):
+            if kind == 'train':
+                from basicsr.train import train_pipeline
+                train_pipeline(root_path)
+            else:
+                from basicsr.test import test_pipeline
+                test_pipeline(root_path)
     finally:
         sys.argv = old_argv
 
