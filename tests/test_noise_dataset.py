@@ -1,4 +1,4 @@
-"""GaussianNoiseDataset: sigma handling, deterministic validation noise (KAIR/SwinIR protocol), gray/colour, LMDB."""
+"""GaussianNoiseDataset: sigma handling, deterministic validation noise (KAIR's or SwinIR's), gray/colour, LMDB."""
 import copy
 import cv2
 import numpy as np
@@ -98,16 +98,43 @@ def test_validation_noise_is_deterministic_per_image(clean_dir):
     assert not torch.allclose(other['a']['lq'], first['a']['lq'])
 
 
-def test_shared_seed_reproduces_kair_swinir_noise(clean_dir):
-    """noise_seed_mode shared: np.random.seed(0) then normal(0, sigma/255, img.shape) on the RGB image, per image."""
-    dataset = GaussianNoiseDataset(make_opt(clean_dir, sigma=50, noise_seed_mode='shared'))
-    items = by_name(dataset)
+def kair_noisy(path, sigma):
+    """KAIR's main_test_*.py: util.imread_uint (RGB), uint2single, np.random.seed(0), += normal(..., img.shape)."""
+    img_L = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB).astype(np.float32) / 255.
+    np.random.seed(seed=0)
+    img_L += np.random.normal(0, sigma / 255., img_L.shape)
+    return img_L.transpose(2, 0, 1)  # CHW RGB, as the network sees it
+
+
+def swinir_noisy(path, sigma):
+    """SwinIR's main_test_swinir.py (color_dn): cv2.imread (BGR) / 255, np.random.seed(0), + normal(..., shape),
+    then HWC-BGR to CHW-RGB."""
+    img_gt = cv2.imread(str(path), cv2.IMREAD_COLOR).astype(np.float32) / 255.
+    np.random.seed(seed=0)
+    img_lq = img_gt + np.random.normal(0, sigma / 255., img_gt.shape)
+    return np.transpose(img_lq[:, :, [2, 1, 0]], (2, 0, 1)).astype(np.float32)
+
+
+@pytest.mark.parametrize('order, reference, other', [('rgb', kair_noisy, swinir_noisy),
+                                                      ('bgr', swinir_noisy, kair_noisy)], ids=['kair', 'swinir'])
+def test_shared_seed_reproduces_kair_or_swinir_noise(clean_dir, order, reference, other):
+    """noise_seed_mode shared: noise_channel_order rgb gives KAIR's noisy inputs, bgr SwinIR's; they differ."""
+    opt = make_opt(clean_dir, sigma=50, noise_seed_mode='shared')
+    if order == 'bgr':
+        opt['noise_channel_order'] = 'bgr'
+    items = by_name(GaussianNoiseDataset(opt))
     for name in 'ac':
-        rgb = cv2.cvtColor(cv2.imread(str(clean_dir / f'{name}.png')), cv2.COLOR_BGR2RGB).astype(np.float32) / 255.
-        np.random.seed(0)
-        kair = rgb + np.random.normal(0, 50 / 255., rgb.shape)
-        np.testing.assert_allclose(items[name]['lq'].numpy(), kair.astype(np.float32).transpose(2, 0, 1), atol=1e-6)
-    assert torch.equal(items['a']['lq'], items['b']['lq'])  # same shape and seed: same noise, as in KAIR
+        lq = items[name]['lq'].numpy()
+        np.testing.assert_allclose(lq, reference(clean_dir / f'{name}.png', 50), rtol=0, atol=1e-6)
+        assert np.abs(lq - other(clean_dir / f'{name}.png', 50)).max() > 0.1  # the other project's noise is not this
+    assert torch.equal(items['a']['lq'], items['b']['lq'])  # same shape and seed: same noise, as in both scripts
+
+
+def test_bad_noise_channel_order(clean_dir):
+    with pytest.raises(ValueError) as err:
+        GaussianNoiseDataset(make_opt(clean_dir, noise_channel_order='RGB'))
+    assert str(err.value) == ("noisy: noise_channel_order must be 'rgb' (KAIR's test noise) or 'bgr' (SwinIR's), got "
+                              "'RGB'.")
 
 
 def test_noise_statistics_and_no_clipping(tmp_path):
@@ -131,7 +158,7 @@ def test_gray_reads_one_channel(clean_dir):
     gray = cv2.imread(str(clean_dir / 'a.png'), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.
     assert item['gt'].shape == item['lq'].shape == (1, 64, 48)
     np.testing.assert_allclose(item['gt'][0].numpy(), gray)
-    np.random.seed(0)  # SwinIR's grey protocol: noise of the HxW image
+    np.random.seed(0)  # KAIR's and SwinIR's grey protocol: noise of the HxW(x1) image
     np.testing.assert_allclose(item['lq'][0].numpy(), (gray + np.random.normal(0, 25 / 255., gray.shape)).astype(
         np.float32), atol=1e-6)
 

@@ -1,4 +1,4 @@
-"""Clean images with additive white Gaussian noise added on the fly (denoising, KAIR/SwinIR protocol)."""
+"""Clean images with additive white Gaussian noise added on the fly (denoising, KAIR's or SwinIR's test noise)."""
 import numpy as np
 import zlib
 from basicsr.data.transforms import augment, paired_random_crop
@@ -14,6 +14,7 @@ from msrn_plugin.utils.image_io import ImageReadError, is_image_file
 
 SEED_MODES = ('per_image', 'shared')
 COLOR_MODES = ('rgb', 'gray')
+CHANNEL_ORDERS = ('rgb', 'bgr')
 
 
 class NoiseLevel:
@@ -111,7 +112,7 @@ def noise_seed(image_name: str, seed: int = 0, mode: str = 'per_image') -> int:
         seed (int): Base seed. Default: 0.
         mode (str): ``'per_image'``: ``(seed + crc32(stem)) mod 2**32``, so different images get different noise,
             independent of their order or of the other images. ``'shared'``: ``seed`` for every image, as the
-            KAIR/SwinIR test scripts do (``np.random.seed(0)`` before each image). Default: 'per_image'.
+            KAIR and SwinIR test scripts do (``np.random.seed(0)`` before each image). Default: 'per_image'.
 
     Returns:
         int: The seed for ``np.random.RandomState``.
@@ -124,23 +125,32 @@ def noise_seed(image_name: str, seed: int = 0, mode: str = 'per_image') -> int:
     return (int(seed) + zlib.crc32(stem.encode('utf-8'))) % 2**32
 
 
-def add_gaussian_noise(img: np.ndarray, sigma: float, rng: np.random.RandomState, clip: bool = False) -> np.ndarray:
+def add_gaussian_noise(img: np.ndarray,
+                       sigma: float,
+                       rng: np.random.RandomState,
+                       clip: bool = False,
+                       channel_order: str = 'rgb') -> np.ndarray:
     """Add white Gaussian noise of standard deviation ``sigma / 255`` to an image in [0, 1].
 
-    The noise is drawn in RGB order with shape ``(h, w, c)``, exactly as KAIR/SwinIR draw it for an RGB image, and
-    added to the BGR image channel by channel, so a RandomState seeded like theirs gives their noisy inputs.
+    The noise is drawn with shape ``(h, w, c)``; for a colour image, ``channel_order`` says which array it is drawn
+    for. 'rgb': the RGB image, as KAIR's test scripts do (they read images as RGB); 'bgr': the BGR array, as SwinIR's
+    ``main_test_swinir.py`` does (it adds the noise to ``cv2.imread``'s output). With a RandomState seeded like
+    theirs, each gives that project's noisy inputs; the two differ (the first and last channels' noise swap).
 
     Args:
         img (np.ndarray): HxWxC image, BGR for C=3, float in [0, 1].
         sigma (float): Standard deviation on the 0-255 scale.
         rng (np.random.RandomState): Random state (``np.random`` itself for the global one).
         clip (bool): Clip the result to [0, 1]. Default: False (the standard protocol does not clip).
+        channel_order (str): 'rgb' (KAIR) or 'bgr' (SwinIR); no effect on grey images. Default: 'rgb'.
 
     Returns:
         np.ndarray: The noisy image, float32, same shape.
     """
+    if channel_order not in CHANNEL_ORDERS:
+        raise ValueError(f"noise_channel_order must be 'rgb' (KAIR) or 'bgr' (SwinIR), got {channel_order!r}.")
     noise = rng.normal(0, sigma / 255., img.shape)
-    if img.ndim == 3 and img.shape[2] == 3:
+    if channel_order == 'rgb' and img.ndim == 3 and img.shape[2] == 3:
         noise = noise[..., ::-1]  # RGB-ordered draws onto BGR channels
     noisy = (img + noise).astype(np.float32)
     if clip:
@@ -156,6 +166,7 @@ class GaussianNoiseDataset(FileClientMixin, data.Dataset):
     NumPy state (seeded per worker by BasicSR). Validation/test: the whole image, and noise from a
     ``np.random.RandomState`` seeded per image (see :func:`noise_seed`), so every run scores the same noisy inputs.
     Sigma is on the 0-255 scale and the noisy image is not clipped unless ``clip_noisy`` is true (KAIR/SwinIR).
+    ``noise_channel_order`` selects whose noisy test inputs a shared seed reproduces: KAIR's (rgb) or SwinIR's (bgr).
 
     Args:
         opt (dict): Config for the dataset (not modified). It contains the following keys:
@@ -169,6 +180,8 @@ class GaussianNoiseDataset(FileClientMixin, data.Dataset):
             clip_noisy (bool): Clip the noisy image to [0, 1]. Default: False.
             noise_seed (int): Base seed of the validation/test noise. Default: 0.
             noise_seed_mode (str): 'per_image' or 'shared', see :func:`noise_seed`. Default: 'per_image'.
+            noise_channel_order (str): 'rgb' (KAIR) or 'bgr' (SwinIR), see :func:`add_gaussian_noise`.
+                Default: 'rgb'.
             gt_size (int): Training patch size.
             use_hflip (bool): Training horizontal flips. Default: True.
             use_rot (bool): Training rotations. Default: True.
@@ -188,6 +201,10 @@ class GaussianNoiseDataset(FileClientMixin, data.Dataset):
         self.seed_mode = opt.get('noise_seed_mode', 'per_image')
         if self.seed_mode not in SEED_MODES:
             raise ValueError(f'{self.name}: noise_seed_mode must be one of {SEED_MODES}, got {self.seed_mode!r}.')
+        self.channel_order = opt.get('noise_channel_order', 'rgb')
+        if self.channel_order not in CHANNEL_ORDERS:
+            raise ValueError(f"{self.name}: noise_channel_order must be 'rgb' (KAIR's test noise) or 'bgr' (SwinIR's), "
+                             f'got {self.channel_order!r}.')
         self.is_train = opt['phase'] == 'train'
         if self.is_train and not opt.get('gt_size'):
             raise ValueError(f'{self.name}: training needs gt_size (the patch size), e.g. gt_size: 128.')
@@ -234,7 +251,7 @@ class GaussianNoiseDataset(FileClientMixin, data.Dataset):
         else:
             rng = np.random.RandomState(noise_seed(gt_path, self.seed, self.seed_mode))
         sigma = self.noise_level.sample(rng)
-        img_lq = add_gaussian_noise(img_gt, sigma, rng, clip=self.clip_noisy)
+        img_lq = add_gaussian_noise(img_gt, sigma, rng, clip=self.clip_noisy, channel_order=self.channel_order)
         img_gt, img_lq = img2tensor([img_gt, img_lq], bgr2rgb=True, float32=True)
         return {'lq': img_lq, 'gt': img_gt, 'lq_path': gt_path, 'gt_path': gt_path, 'sigma': sigma}
 
