@@ -16,8 +16,9 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 stamp="$VENV/.msrn-basicsr-installed"
-want="$(cat setup.cfg pyproject.toml scripts/setup_env.sh | sha256sum | cut -c1-16)"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$VENV/bin/python" -c 'import msrn_plugin' 2>/dev/null; then
+# Re-install when any packaging file changes (setup.py and the .pth ship the start-up hook).
+want="$(cat setup.cfg pyproject.toml setup.py msrn_basicsr_hook.pth scripts/setup_env.sh | sha256sum | cut -c1-16)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$VENV/bin/python" -c 'import msrn_plugin, msrn_basicsr_hook' 2>/dev/null; then
   echo "[setup] $VENV is up to date"
   exit 0
 fi

@@ -1,8 +1,7 @@
 """Fixes of BasicSR 1.4.2 bugs, safe for every BasicSR project in the environment (table: docs/basicsr_fixes.md)."""
 import argparse
-import importlib
-import importlib.util
 import logging
+import msrn_basicsr_hook
 import os
 import re
 import site
@@ -12,14 +11,14 @@ import torch
 import types
 from typing import Callable, List, Optional, Sequence, Tuple
 
-from msrn_plugin.compat.fixes import BASICSR_VERSION, STATUS, Fix, apply_fixes, original, warn_once
-from msrn_plugin.utils.checkpoint import CheckpointError, safe_torch_load
+from msrn_plugin.compat.fixes import STATUS, Fix, apply_fixes, original, warn_once
+from msrn_plugin.utils.checkpoint import CheckpointError, check_finite, safe_torch_load, strip_module_prefix
 from msrn_plugin.utils.options import OptionFileError, SafeOrderedLoader, load_options, parse_override_value
 
 logger = logging.getLogger('basicsr')  # BasicSR's logger; never call get_root_logger() before train_pipeline does
 
-TORCHVISION_OLD = 'torchvision.transforms.functional_tensor'
-TORCHVISION_NEW = 'torchvision.transforms._functional_tensor'
+TORCHVISION_OLD = msrn_basicsr_hook.TORCHVISION_OLD
+TORCHVISION_NEW = msrn_basicsr_hook.TORCHVISION_NEW
 _DIST_BACKENDS = ('gloo', 'nccl', 'mpi', 'ucc', 'xccl')
 
 _dist_backend: Optional[str] = None
@@ -30,52 +29,22 @@ _startup_checks: List[Callable[[str, List[str], str], None]] = []
 # ------------------------------------------------------------------------------------------ torchvision_alias
 
 
-def basicsr_version_before_import() -> Optional[str]:
-    """The version of the ``basicsr`` an import would load, read from its ``version.py`` without importing it."""
-    if 'basicsr' in sys.modules:
-        return getattr(sys.modules['basicsr'], '__version__', None)
-    spec = importlib.util.find_spec('basicsr')
-    if spec is None or not spec.origin:
-        return None
-    try:
-        with open(os.path.join(os.path.dirname(spec.origin), 'version.py'), encoding='utf-8') as f:
-            match = re.search(r"^__version__ = '([^']+)'", f.read(), re.MULTILINE)
-    except OSError:
-        return None
-    return match.group(1) if match else None
-
-
-def install_torchvision_alias(basicsr_version: Optional[str] = None) -> bool:
+def install_torchvision_alias() -> bool:
     """Fix ``torchvision_alias``: make ``torchvision.transforms.functional_tensor`` importable (before basicsr is).
 
     torchvision 0.17 renamed that module ``_functional_tensor``; the old name is registered in ``sys.modules`` as an
-    alias of the same module object. Nothing is done when the old module still exists.
-
-    Args:
-        basicsr_version (str | None): Version of the basicsr about to be imported. Default: read it from its
-            ``version.py`` (:func:`basicsr_version_before_import`).
+    alias of the same module object (:func:`msrn_basicsr_hook.alias_torchvision`, which the start-up hook runs
+    before basicsr's ``__init__``). Nothing is done when the old module still exists.
 
     Returns:
         bool: True when the old name imports (it exists, or the alias is in place).
     """
-    if basicsr_version is None:
-        basicsr_version = basicsr_version_before_import()
-    if TORCHVISION_OLD in sys.modules or importlib.util.find_spec(TORCHVISION_OLD) is not None:
-        STATUS.setdefault('torchvision_alias', 'not needed: the module exists')
-        return True
-    if basicsr_version != BASICSR_VERSION:
-        warn_once(['torchvision_alias'], f'basicsr {basicsr_version} is installed; the fix was written for '
-                  f'{BASICSR_VERSION}')
+    skipped = msrn_basicsr_hook.alias_torchvision(msrn_basicsr_hook.basicsr_version_before_import())
+    if skipped:
+        warn_once(['torchvision_alias'], skipped)
         return False
-    if importlib.util.find_spec(TORCHVISION_NEW) is None:
-        warn_once(['torchvision_alias'], f'{TORCHVISION_NEW} does not exist in this torchvision')
-        return False
-    new = importlib.import_module(TORCHVISION_NEW)
-    if not hasattr(new, 'rgb_to_grayscale'):
-        warn_once(['torchvision_alias'], f'{TORCHVISION_NEW}.rgb_to_grayscale does not exist')
-        return False
-    sys.modules[TORCHVISION_OLD] = new
-    STATUS['torchvision_alias'] = 'applied'
+    STATUS['torchvision_alias'] = ('applied' if sys.modules.get(TORCHVISION_OLD) is sys.modules.get(TORCHVISION_NEW)
+                                   else 'not needed: the module exists')
     return True
 
 
@@ -504,7 +473,8 @@ def _load_network(self, net: torch.nn.Module, load_path: str, strict: bool = Tru
                                   'scripts/convert_official_msrn.py.')
         load_net = load_net[param_key]
     logger.info(f'Loading {net.__class__.__name__} model from {load_path}, with param key: [{param_key}].')
-    load_net = {(k[7:] if k.startswith('module.') else k): v for k, v in load_net.items()}
+    load_net = strip_module_prefix(load_net)
+    check_finite(load_net, load_path)  # NaN/Inf weights would give black images, silently
     self._print_different_keys_loading(net, load_net, strict)
     net.load_state_dict(load_net, strict=strict)
 

@@ -1,11 +1,12 @@
 """How the compatibility layer replaces BasicSR attributes: all or nothing per fix, on BasicSR 1.4.2 only."""
 import importlib
+import msrn_basicsr_hook
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 #: The BasicSR release every fix was written for (and checked against).
-BASICSR_VERSION = '1.4.2'
+BASICSR_VERSION = msrn_basicsr_hook.BASICSR_VERSION
 
 #: Fix name -> 'applied' or 'skipped: <reason>', for every fix that was tried in this process.
 STATUS: Dict[str, str] = {}

@@ -8,7 +8,8 @@ from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 from msrn_plugin.compat import basicsr_fixes
 from msrn_plugin.compat.fixes import Fix, apply_fixes
-from msrn_plugin.utils.checkpoint import CheckpointError, atomic_torch_save
+from msrn_plugin.utils.checkpoint import (RECORD_KEY, CheckpointError, atomic_torch_save, network_record,
+                                          strip_module_prefix)
 
 logger = logging.getLogger('basicsr')
 
@@ -127,8 +128,11 @@ def _save_network(self, net, net_label: str, current_iter: int, param_key='param
     def build() -> dict:
         save_dict = {}
         for net_, key_ in zip(nets, param_keys):
-            state_dict = self.get_bare_model(net_).state_dict()
-            save_dict[key_] = {(k[7:] if k.startswith('module.') else k): v.cpu() for k, v in state_dict.items()}
+            state_dict = strip_module_prefix(self.get_bare_model(net_).state_dict())
+            save_dict[key_] = {k: v.cpu() for k, v in state_dict.items()}
+        record = network_record(self.opt, net_label)  # the network options, for readers (docs/inference.md)
+        if record is not None:
+            save_dict[RECORD_KEY] = record
         return save_dict
 
     save_on_rank0(build, save_path)
