@@ -11,7 +11,9 @@ and ``--img_range`` (default 255). Gray, RGB, RGBA (alpha upscaled separately) a
 keep the input's name (plus ``_SUFFIX``), layout and bit depth. ``--tile`` bounds memory: tiles are padded by MSRN's
 receptive-field radius (the default ``--tile_pad``), so the stitched output equals the whole-image output. Exit code
 1 if any file failed, 2 if the checkpoint is refused (unreadable, not MSRN, wrong scale, NaN/Inf weights, x1 without
-a record or --global_residual).
+a record or --global_residual) or the run is (a missing input, an output that would replace an input: real paths
+are compared before anything is written). Images declaring more than ``--max-pixels`` (default 100 megapixels, or
+``$MSRN_MAX_PIXELS``) fail from their header, before decoding.
 """
 import argparse
 import logging
@@ -20,6 +22,7 @@ import torch
 
 from msrn_plugin.inference import MSRNer, add_network_arguments, load_msrn, msrn_receptive_radius, upscale_path
 from msrn_plugin.utils.checkpoint import CheckpointError
+from msrn_plugin.utils.image_io import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, max_pixels_limit
 
 
 def main(argv=None) -> int:
@@ -44,6 +47,10 @@ def main(argv=None) -> int:
     parser.add_argument('--suffix', default='', help='append _SUFFIX to output names (default: none)')
     parser.add_argument('--alpha_upsampler', choices=('bicubic', 'model'), default='bicubic',
                         help='how the alpha channel of RGBA images is upscaled (default: bicubic)')
+    parser.add_argument('--max-pixels', '--max_pixels', dest='max_pixels', type=int, default=None,
+                        help='refuse input images with more pixels than this, from their header, before decoding '
+                        f'(default: ${MAX_PIXELS_ENV} or {DEFAULT_MAX_PIXELS:,}; 0: no limit; --tile bounds the '
+                        'network memory of images under the limit)')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
@@ -67,10 +74,11 @@ def main(argv=None) -> int:
                  + (f'; tiles {args.tile} + pad {upsampler.tile_pad}' if args.tile else '')
                  + ('; self-ensemble' if args.ensemble else ''))
     try:
-        report = upscale_path(args.input, args.output, upsampler, suffix=args.suffix)
+        max_pixels_limit(args.max_pixels)
+        report = upscale_path(args.input, args.output, upsampler, suffix=args.suffix, max_pixels=args.max_pixels)
     except (FileNotFoundError, ValueError) as err:
         logging.error(f'error: {err}')
-        return 1
+        return 2
     return report.exit_code
 
 

@@ -5,7 +5,9 @@ Example::
     python scripts/prepare_benchmark.py --input Set5/HR --output datasets/Set5 --scales 2 3 4 8
 
 Writes OUTPUT/GTmod{s}/NAME.png (HR mod-cropped to a multiple of s) and OUTPUT/LRbicx{s}/NAME.png (MATLAB bicubic),
-the folders options/test_MSRN_x{s}.yml read.
+the folders options/test_MSRN_x{s}.yml read. Exit status 2, with nothing written, on bad input: a missing folder, an
+unreadable, 16-bit or too small image, or an output that would replace an input image (e.g. --input S/GTmod4
+--output S --scales 4).
 """
 import argparse
 import logging
@@ -28,7 +30,7 @@ def main(argv=None) -> int:
         result = prepare_benchmark(args.input, args.output, scales=args.scales, progress=not args.no_progress)
     except (PrepError, ImageReadError) as err:
         logging.error(f'error: {err}')
-        return 1
+        return 2
     for s, folders in result['folders'].items():
         logging.info(f'x{s}: {len(result["images"])} images in {folders["gt"]} and {folders["lr"]}')
     return 0

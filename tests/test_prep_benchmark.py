@@ -126,5 +126,5 @@ def test_script(hr_dir, tmp_path, caplog):
     spec.loader.exec_module(script)
     assert script.main(['--input', str(hr_dir), '--output', str(tmp_path / 'B'), '--scales', '4', '--no-progress']) == 0
     assert f'x4: 3 images in {tmp_path}/B/GTmod4 and {tmp_path}/B/LRbicx4' in caplog.text
-    assert script.main(['--input', str(tmp_path / 'nowhere'), '--output', str(tmp_path / 'C')]) == 1
+    assert script.main(['--input', str(tmp_path / 'nowhere'), '--output', str(tmp_path / 'C')]) == 2
     assert 'input folder not found' in caplog.text

@@ -4,9 +4,10 @@ import os
 from dataclasses import dataclass, field
 from os import PathLike
 from tqdm import tqdm
-from typing import Any, Callable, Iterable, List, Tuple, Type, Union
+from typing import Any, Callable, Iterable, List, Optional, Tuple, Type, Union
 
 from msrn_plugin.utils.image_io import is_image_file
+from msrn_plugin.utils.outputs import check_no_overwrite
 
 logger = logging.getLogger('basicsr')
 
@@ -100,7 +101,8 @@ def process_folder(inputs: Union[PathType, Iterable[PathType]],
                    desc: str = 'Processing',
                    recursive: bool = False,
                    catch: Tuple[Type[BaseException], ...] = (Exception, ),
-                   show_progress: bool = True) -> BatchReport:
+                   show_progress: bool = True,
+                   output_for: Optional[Callable[[str], PathType]] = None) -> BatchReport:
     """Call ``fn(path)`` on every image; record failures and go on.
 
     Args:
@@ -112,6 +114,9 @@ def process_folder(inputs: Union[PathType, Iterable[PathType]],
         catch (tuple[type]): Exceptions recorded as a per-file failure; others (and KeyboardInterrupt) stop the
             run. Default: (Exception, ).
         show_progress (bool): Show a tqdm progress bar. Default: True.
+        output_for (Callable[[str], str | PathLike] | None): The file ``fn`` writes for an input. When given, every
+            planned output is checked against every input (real paths, links resolved) before ``fn`` first runs,
+            and a run that would replace one of its own inputs is refused. Default: None.
 
     Returns:
         BatchReport: Succeeded, failed and skipped files; ``exit_code`` is 1 if any file failed or none was
@@ -119,8 +124,12 @@ def process_folder(inputs: Union[PathType, Iterable[PathType]],
 
     Raises:
         FileNotFoundError: If ``inputs`` is a path that does not exist.
+        ValueError: If an output of ``output_for`` would replace an input (nothing processed or written).
     """
     images, skipped = collect_inputs(inputs, recursive)
+    if output_for is not None:
+        check_no_overwrite([output_for(path) for path in images], images,
+                           hint='Choose another output folder (or another output name).')
     report = BatchReport(skipped=skipped)
     for path, reason in skipped:
         logger.warning(f'Skipping {path}: {reason}.')

@@ -29,6 +29,7 @@ from msrn_plugin.inference.batch import BatchReport, collect_inputs, process_fol
 from msrn_plugin.inference.ensemble import self_ensemble
 from msrn_plugin.utils.checkpoint import CheckpointError, msrn_network_options, read_checkpoint
 from msrn_plugin.utils.image_io import read_image, write_image
+from msrn_plugin.utils.outputs import check_no_overwrite
 
 PathType = Union[str, PathLike]
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -362,7 +363,8 @@ def upscale_path(input_path: PathType,
                  output_dir: PathType,
                  upsampler: MSRNer,
                  suffix: str = '',
-                 show_progress: bool = True) -> BatchReport:
+                 show_progress: bool = True,
+                 max_pixels: Optional[int] = None) -> BatchReport:
     """Upscale an image or every image in a folder; outputs keep the input's name (plus ``_suffix``).
 
     Runs through :func:`msrn_plugin.inference.batch.process_folder`: a file that cannot be read or processed is
@@ -374,24 +376,26 @@ def upscale_path(input_path: PathType,
         upsampler (MSRNer): What upscales.
         suffix (str): Added to output names as ``_suffix``. Default: ''.
         show_progress (bool): Progress bars over files (and tiles). Default: True.
+        max_pixels (int | None): Largest input image, in pixels; larger files are reported as failed from their
+            header, before decoding (:func:`msrn_plugin.utils.image_io.max_pixels_limit`). Default: None
+            (``$MSRN_MAX_PIXELS`` or 100 megapixels).
 
     Returns:
         BatchReport: Processed, failed and skipped files; ``results`` holds the output paths.
 
     Raises:
         FileNotFoundError: If ``input_path`` does not exist.
-        ValueError: If an output would overwrite its input (checked before anything is written).
+        ValueError: If any output would overwrite any input (real paths, links resolved; checked before anything is
+            written).
     """
     output_dir = os.fspath(output_dir)
     images, _ = collect_inputs(input_path)
-    for path in images:
-        if os.path.abspath(output_path_for(path, output_dir, suffix)) == os.path.abspath(path):
-            raise ValueError(f'{path}: the output would overwrite the input; choose another output folder (-o) or '
-                             'give --suffix.')
+    check_no_overwrite([output_path_for(path, output_dir, suffix) for path in images], images,
+                       hint='Choose another output folder (-o) or another --suffix.')
 
     def upscale_one(path: str) -> str:
         out_path = output_path_for(path, output_dir, suffix)
-        write_image(out_path, upsampler.enhance(read_image(path), progress=show_progress))
+        write_image(out_path, upsampler.enhance(read_image(path, max_pixels), progress=show_progress))
         return out_path
 
     return process_folder(input_path, upscale_one, desc='Upscaling', show_progress=show_progress)

@@ -14,6 +14,7 @@ from typing import Dict, List, Sequence
 from msrn_plugin.prep import PrepError
 from msrn_plugin.prep.bicubic import bicubic_downscale, mod_crop
 from msrn_plugin.utils.image_io import is_image_file, read_image, write_image
+from msrn_plugin.utils.outputs import check_no_overwrite
 
 logger = logging.getLogger(__name__)
 
@@ -64,13 +65,19 @@ def prepare_benchmark(input_dir: str, output: str, scales: Sequence[int] = (2, 3
         dict: ``images`` (names written), and per scale ``{s: {'gt': folder, 'lr': folder}}`` under ``folders``.
 
     Raises:
-        PrepError: Bad input (named), e.g. an image smaller than a scale or a 16-bit image.
+        PrepError: Bad input (named), e.g. an image smaller than a scale or a 16-bit image, or an output that would
+            replace an input image (checked on real paths before anything is written).
         msrn_plugin.utils.image_io.ImageReadError: An unreadable image (named).
     """
     scales = sorted(set(int(s) for s in scales))
     if not scales or scales[0] < 1:
         raise PrepError(f'scales must be positive integers, got {scales}.')
     paths = list_hr_images(input_dir)
+    names = [os.path.splitext(os.path.basename(path))[0] for path in paths]
+    planned = [os.path.join(folder(output, s), f'{name}.png') for s in scales for folder in (gt_folder, lr_folder)
+               for name in names]
+    check_no_overwrite(planned, paths, error=PrepError,
+                       hint='Write the benchmark to another --output folder (the HR images must stay as they are).')
     # Read and check everything first, so a bad image stops the run before anything is written.
     images = {}
     for path in tqdm(paths, unit='image', desc='read', disable=not progress):

@@ -16,6 +16,7 @@ from typing import Dict, Tuple, Union
 
 from msrn_plugin.utils.checkpoint import (RECORD_KEY, CheckpointError, atomic_torch_save, build_record, check_finite,
                                           safe_torch_load, strip_module_prefix, upsampler_convs, upsampler_scale)
+from msrn_plugin.utils.outputs import check_no_overwrite
 
 PathType = Union[str, PathLike]
 StateDict = Dict[str, torch.Tensor]
@@ -123,6 +124,8 @@ def convert_official_checkpoint(input_path: PathType, output_path: PathType) -> 
     """
     from msrn_plugin.archs.msrn_arch import MSRN
 
+    check_no_overwrite([output_path], [input_path], error=CheckpointError,
+                       hint='Write the BasicSR checkpoint to another --output (keep the official file as it is).')
     state = safe_torch_load(input_path)
     converted, config = convert_official_state_dict(state, str(input_path))
     check_finite(state, str(input_path))  # names the key as the file has it

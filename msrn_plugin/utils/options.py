@@ -10,12 +10,15 @@ BasicSR's ``--force_yml key:sub=value`` overrides are also code paths: ``parse_o
 :func:`check_force_yml` refuses keys that could break out of that string, :func:`parse_override_value` replaces the
 ``eval`` (compat fix 2), and :func:`apply_force_yml` applies the overrides to a copy for the start-up checks.
 """
+import codecs
 import copy
+import logging
+import math
 import re
 import yaml
 from collections import OrderedDict
 from os import PathLike
-from typing import Any, List, Mapping, Sequence, Union
+from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 try:
     from yaml import CSafeLoader as _BaseSafeLoader
@@ -23,12 +26,98 @@ except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeLoader as _BaseSafeLoader
 
 
+logger = logging.getLogger('basicsr')
+
+#: Most values an option file may expand to, counting every use of an alias (``*name``) as a copy of its anchor.
+#: Option files hold a few hundred; a "billion laughs" file of 7 nested levels of 10 aliases expands to 10 million.
+MAX_OPTION_VALUES = 10_000
+
+#: Option keys that BasicSR passes to float arguments (dotted paths; ``*`` is one key, ``#`` a list index). YAML 1.1
+#: reads ``1e-3`` (no dot) as text; these keys accept such text as the number it spells, with a note in the log.
+FLOAT_KEYS = ('train.optim_*.lr', 'train.optim_*.weight_decay', 'train.optim_*.eps', 'train.optim_*.momentum',
+              'train.optim_*.betas.#', 'train.scheduler.gamma', 'train.scheduler.eta_min',
+              'train.scheduler.restart_weights.#', 'train.ema_decay', 'train.*_opt.loss_weight',
+              'train.*_opt.perceptual_weight', 'train.*_opt.style_weight')
+_FLOAT_KEY_PATTERNS = [re.compile(''.join(r'[^.]+' if c == '*' else r'\d+' if c == '#' else re.escape(c) for c in key))
+                       for key in FLOAT_KEYS]
+
+#: Numbers as YAML 1.2's core schema reads them (PyYAML reads YAML 1.1: ``1e-3`` and ``-1e4`` stay text there).
+_YAML12_INT = re.compile(r'[-+]?[0-9]+')
+_YAML12_FLOAT = re.compile(r'[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?')
+_YAML12_SPECIAL = {'.inf': math.inf, '+.inf': math.inf, '-.inf': -math.inf, '.nan': math.nan}
+
+
 class OptionFileError(ValueError):
     """An option file cannot be used; the message names the file (and line) and the fix."""
 
 
+class _ExpansionError(yaml.YAMLError):
+    """Aliases that expand past :data:`MAX_OPTION_VALUES` values, or refer to themselves."""
+
+
+def yaml12_number(text: str) -> Optional[Union[int, float]]:
+    """The number ``text`` spells in YAML 1.2's core schema (``1e-3``, ``-1``, ``+2.5E4``, ``.inf``), or None.
+
+    Args:
+        text (str): A plain scalar.
+
+    Returns:
+        int | float | None: The number, or None when ``text`` is not one.
+    """
+    text = text.strip()
+    if _YAML12_INT.fullmatch(text):
+        return int(text)
+    if _YAML12_FLOAT.fullmatch(text):
+        return float(text)
+    return _YAML12_SPECIAL.get(text.lower())
+
+
+def _expanded_size(node: yaml.Node, sizes: dict, active: set) -> int:
+    """Values ``node`` stands for once every alias is expanded (memoised per node; a cycle is infinite)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in active:
+        raise _ExpansionError('an alias refers to the value that contains it (a recursive structure)')
+    active.add(key)
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        children = node.value
+    elif isinstance(node, yaml.MappingNode):
+        children = [child for pair in node.value for child in pair]
+    else:
+        children = []
+    for child in children:
+        size += _expanded_size(child, sizes, active)
+        if size > MAX_OPTION_VALUES:
+            break
+    active.discard(key)
+    sizes[key] = size
+    return size
+
+
 class SafeOrderedLoader(_BaseSafeLoader):
-    """PyYAML's safe loader that builds ``OrderedDict`` mappings, as BasicSR's ``ordered_yaml()`` does."""
+    """PyYAML's safe loader that builds ``OrderedDict`` mappings, as BasicSR's ``ordered_yaml()`` does.
+
+    It also refuses documents whose aliases expand past :data:`MAX_OPTION_VALUES` values (checked on the node graph,
+    before anything is constructed), and reads text at :data:`FLOAT_KEYS` that spells a number as that number
+    (``notes`` lists each one).
+    """
+
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        try:
+            size = _expanded_size(node, {}, set())
+        except RecursionError:
+            raise _ExpansionError('values nested too deeply') from None
+        if size > MAX_OPTION_VALUES:
+            raise _ExpansionError(f'its aliases (*name) expand to more than {MAX_OPTION_VALUES:,} values (a "billion '
+                                  'laughs" file, which would exhaust memory when BasicSR logs the options)')
+        data = self.construct_document(node)
+        data, self.notes = coerce_float_strings(data)
+        return data
 
 
 def _construct_ordered_mapping(loader: SafeOrderedLoader, node: yaml.MappingNode) -> OrderedDict:
@@ -60,8 +149,20 @@ def parse_yaml(stream: Any, source: str = '<string>') -> Any:
     Raises:
         OptionFileError: On a Python (or any unknown) tag, or a YAML syntax error, naming ``source`` and the line.
     """
+    return _parse_yaml(stream, source)[0]
+
+
+def _parse_yaml(stream: Any, source: str) -> Tuple[Any, List[str]]:
+    """:func:`parse_yaml`, also returning the loader's notes (numbers read from text)."""
     try:
-        return yaml.load(stream, Loader=SafeOrderedLoader)
+        loader = SafeOrderedLoader(stream)
+        try:
+            return loader.get_single_data(), loader.notes
+        finally:
+            loader.dispose()
+    except _ExpansionError as err:
+        raise OptionFileError(f'{source}: refused to load this option file: {err}; write the values out instead of '
+                              'nesting aliases.') from None
     except yaml.constructor.ConstructorError as err:
         mark = err.problem_mark
         line = f':{mark.line + 1}' if mark is not None else ''
@@ -87,17 +188,101 @@ def load_options(path: Union[str, PathLike]) -> OrderedDict:
         OrderedDict: The options, in file order.
 
     Raises:
-        OptionFileError: If the file is missing, unreadable, not YAML, not a mapping, or holds a Python tag.
+        OptionFileError: If the file is missing, unreadable, not UTF-8, not YAML, not a mapping, holds a Python tag,
+            or its aliases expand past :data:`MAX_OPTION_VALUES` values.
     """
     try:
-        with open(path, encoding='utf-8') as f:
-            opt = parse_yaml(f, source=str(path))
+        with open(path, 'rb') as f:
+            raw = f.read()
     except OSError as err:
         raise OptionFileError(f'{path}: cannot read option file ({err.strerror}); check the -opt path.') from None
+    opt, notes = _parse_yaml(decode_option_text(raw, str(path)), source=str(path))
     if not isinstance(opt, dict):
         raise OptionFileError(f'{path}: an option file must be a YAML mapping (key: value lines), '
                               f'got {type(opt).__name__}.')
+    for note in notes:
+        logger.warning(f'{path}: {note}')
     return opt
+
+
+_BOMS = ((codecs.BOM_UTF32_LE, 'UTF-32'), (codecs.BOM_UTF32_BE, 'UTF-32'), (codecs.BOM_UTF16_LE, 'UTF-16'),
+         (codecs.BOM_UTF16_BE, 'UTF-16'))
+
+
+def decode_option_text(raw: bytes, source: str) -> str:
+    """Decode an option file as UTF-8 (BasicSR reads it so), refusing other encodings by name.
+
+    Args:
+        raw (bytes): The file's bytes.
+        source (str): The file, for messages.
+
+    Returns:
+        str: The text (a UTF-8 byte-order mark is kept; YAML skips it).
+
+    Raises:
+        OptionFileError: For UTF-16/UTF-32 (with a byte-order mark, or NUL bytes without one) and for bytes that are
+            not UTF-8 (with the line, the byte, and what it would be in Windows-1252).
+    """
+    fix = 'BasicSR reads option files as UTF-8: save it as UTF-8 (in most editors: Save As, Encoding: UTF-8).'
+    for bom, name in _BOMS:
+        if raw.startswith(bom):
+            raise OptionFileError(f'{source}: the file is {name} text (it starts with a {name} byte-order mark); '
+                                  f'{fix}')
+    if b'\x00' in raw:
+        raise OptionFileError(f'{source}: the file holds NUL bytes (UTF-16 text without a byte-order mark, or not '
+                              f'text at all); {fix}')
+    try:
+        return raw.decode('utf-8')
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b'\n') + 1
+        byte = raw[err.start]
+        try:
+            guess = f', which is {bytes([byte]).decode("cp1252")!r} in Windows-1252 (cp1252)'
+        except UnicodeDecodeError:
+            guess = ''
+        raise OptionFileError(f'{source}:{line}: not UTF-8 text (byte 0x{byte:02x}{guess}); the file is in another '
+                              f'encoding. {fix}') from None
+
+
+def coerce_float_strings(opt: Any) -> Tuple[Any, List[str]]:
+    """Read text at :data:`FLOAT_KEYS` that spells a number (YAML 1.2: ``1e-3``) as that number.
+
+    Args:
+        opt (Any): Options (not modified).
+
+    Returns:
+        tuple[Any, list[str]]: ``opt`` itself when nothing changes, else a deep copy with the numbers; and one note
+        per value read this way (``train.optim_g.lr: read the text '1e-3' as the number 0.001 ...``).
+    """
+    found = []
+
+    def walk(node: Any, path: str) -> None:
+        items = node.items() if isinstance(node, Mapping) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            child = f'{path}.{key}' if path else str(key)
+            if isinstance(value, str) and any(p.fullmatch(child) for p in _FLOAT_KEY_PATTERNS):
+                number = yaml12_number(value)
+                if number is not None:
+                    found.append((child, value, float(number)))
+            elif isinstance(value, (Mapping, list)):
+                walk(value, child)
+
+    if not isinstance(opt, Mapping):
+        return opt, []
+    walk(opt, '')
+    if not found:
+        return opt, []
+    out = copy.deepcopy(opt)
+    notes = []
+    for dotted, text, number in found:
+        node = out
+        keys = dotted.split('.')
+        for key in keys[:-1]:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        node[int(keys[-1]) if isinstance(node, list) else keys[-1]] = number
+        notes.append(f'{dotted}: read the text {text!r} as the number {number!r} (PyYAML reads quoted values, and '
+                     f'1e-3 without a dot, as text); write {number!r} or !!float {text} to say so.')
+    return out, notes
 
 
 _OVERRIDE_KEY = re.compile(r'[A-Za-z0-9_.\-]+(:[A-Za-z0-9_.\-]+)*')
@@ -106,8 +291,9 @@ _OVERRIDE_KEY = re.compile(r'[A-Za-z0-9_.\-]+(:[A-Za-z0-9_.\-]+)*')
 def parse_override_value(value: str) -> Any:
     """Convert a ``--force_yml`` value like BasicSR's ``_postprocess_yml_value``, without ``eval``.
 
-    ``~``/``none`` become None, ``true``/``false`` booleans, ``!!float 1e-4`` and digit strings numbers, ``[...]``
-    a list parsed with the safe YAML loader; anything else stays a string.
+    ``~``/``none`` become None, ``true``/``false`` booleans, ``!!float 1e-4`` and numbers as YAML 1.2 writes them
+    (``-1``, ``1e-4``, ``2.5E+3``, ``.inf``) numbers, ``[...]`` a list parsed with the safe YAML loader; anything else
+    stays a string.
 
     Args:
         value (str): The text after ``=``.
@@ -116,18 +302,21 @@ def parse_override_value(value: str) -> Any:
         The converted value.
 
     Raises:
-        OptionFileError: If a ``[...]`` value is not a plain YAML list.
+        OptionFileError: If a ``[...]`` value is not a plain YAML list, or ``!!float`` is not followed by a number.
     """
     if value == '~' or value.lower() == 'none':
         return None
     if value.lower() in ('true', 'false'):
         return value.lower() == 'true'
     if value.startswith('!!float'):
-        return float(value.replace('!!float', ''))
-    if value.isdigit():
-        return int(value)
-    if value.replace('.', '', 1).isdigit() and value.count('.') < 2:
-        return float(value)
+        number = yaml12_number(value[len('!!float'):])
+        if number is None:
+            raise OptionFileError(f'--force_yml value {value!r}: not a number after !!float; write e.g. '
+                                  '!!float 1e-4.')
+        return float(number)
+    number = yaml12_number(value)
+    if number is not None:
+        return number
     if value.startswith('['):
         parsed = parse_yaml(value, source=f'--force_yml value {value!r}')
         if not isinstance(parsed, list):

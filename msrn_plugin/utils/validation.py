@@ -24,6 +24,7 @@ import difflib
 import inspect
 import logging
 import os
+import re
 import torch
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -31,6 +32,8 @@ from msrn_plugin.utils.checkpoint import (CheckpointError, checkpoint_upscale, n
                                           record_differences, safe_torch_load, strip_module_prefix)
 from msrn_plugin.utils.image_io import ImageReadError, image_size, is_image_file
 from msrn_plugin.utils.misc import format_examples as _examples
+from msrn_plugin.utils.option_values import check_names, check_values
+from msrn_plugin.utils.options import coerce_float_strings
 
 logger = logging.getLogger('basicsr')
 
@@ -502,11 +505,65 @@ def _check_pretrained(opt: Mapping, net_key: str, net: Optional[torch.nn.Module]
             f'trained with, or use strict_load_{suffix}: false to load only the matching tensors.']
 
 
+def _resume_checkpoint(opt: Mapping, root_path: str) -> Optional[str]:
+    """The ``net_g`` a resumed run will load: that of ``path.resume_state``, else of the newest state with one."""
+    models = os.path.join(root_path, 'experiments', opt['name'], 'models')
+    states = os.path.join(root_path, 'experiments', opt['name'], 'training_states')
+    resume_state = opt['path'].get('resume_state')
+    if resume_state:
+        names = [os.path.basename(os.fspath(resume_state))]
+    else:
+        names = os.listdir(states) if os.path.isdir(states) else []
+    iters = sorted((int(m.group(1)) for m in (re.fullmatch(r'(\d+)\.state', n) for n in names) if m), reverse=True)
+    for it in iters:
+        path = os.path.join(models, f'net_g_{it}.pth')
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _check_resume_network(opt: Mapping, net: torch.nn.Module, net_args: Mapping, root_path: str) -> List[str]:
+    """A resumed run loads the experiment's own ``net_g``: it must have the shapes ``network_g`` asks for."""
+    path = _resume_checkpoint(opt, root_path)
+    if path is None or not opt['path'].get('strict_load_g', True):
+        return []
+    try:
+        ckpt = safe_torch_load(path)
+    except CheckpointError:
+        return []  # unreadable: compat's resume falls back to the previous state and says so
+    param_key = opt['path'].get('param_key_g', 'params')
+    weights = ckpt.get(param_key) if isinstance(ckpt, Mapping) and param_key else ckpt
+    if not isinstance(weights, Mapping):
+        return []
+    weights = strip_module_prefix(weights)
+    current = net.state_dict()
+    if set(weights) == set(current) and all(
+            getattr(weights[k], 'shape', None) == current[k].shape for k in current):
+        return []
+    trained: Dict[str, Any] = {}
+    if opt['network_g'].get('type') == 'MSRN':
+        from msrn_plugin.utils.checkpoint import msrn_config_from_state_dict
+        try:
+            trained = msrn_config_from_state_dict(weights, path)
+        except CheckpointError:
+            trained = {}
+    diffs = [(k, v, net_args[k]) for k, v in trained.items() if k in net_args and k != 'type' and v != net_args[k]]
+    if diffs:
+        was = ' and '.join(f'{k} {v}' for k, v, _ in diffs)
+        now = ' and '.join(f'{k} {v}' if len(diffs) > 1 else f'{v}' for k, _, v in diffs)
+        fix = ', '.join(f'network_g.{k}: {v}' for k, v, _ in diffs)
+    else:
+        was, now, fix = 'other network settings', 'these', 'the network_g it was trained with'
+    return [f'--auto_resume / path.resume_state: this experiment was trained with {was}, the options say {now} '
+            f'({path} does not fit network_g); set {fix} to resume, or give the run a new name to start over.']
+
+
 def validate_options(opt: Mapping,
                      is_train: bool = True,
                      source: str = '<options>',
                      resume: bool = False,
-                     max_samples: int = 8) -> None:
+                     max_samples: int = 8,
+                     root_path: Optional[str] = None) -> Mapping:
     """Check options and data before any work starts; raise once with every problem found.
 
     Args:
@@ -517,15 +574,26 @@ def validate_options(opt: Mapping,
             own checkpoints and not checked. Default: False.
         max_samples (int): LQ/GT pairs of a folder dataset whose sizes are read (evenly spaced; LMDBs are checked
             in full from ``meta_info.txt``). Default: 8.
+        root_path (str | None): Where ``experiments/`` is; when resuming, the experiment's newest ``net_g`` must fit
+            ``network_g``. None: not checked. Default: None.
+
+    Returns:
+        Mapping: The checked options: ``opt`` itself, or a copy where text at number keys (``lr: '1e-3'``) is the
+        number it spells (each noted in the log).
 
     Raises:
         OptionValidationError: Listing every problem, each naming the key or file and the fix.
     """
     import msrn_plugin  # noqa: F401  (compatibility layer and registration)
 
+    opt, notes = coerce_float_strings(opt)
+    for note in notes:
+        logger.warning(f'{source}: {note}')
     problems = _check_structure(opt, is_train)
+    problems += check_names(opt, is_train)
     if problems:
         raise OptionValidationError(problems, source)
+    problems += check_values(opt, is_train)
     problems += _check_environment(opt)
     from msrn_plugin.models.msrn_model import check_training_switches
     problems += check_training_switches(opt, is_train)  # use_amp, use_compile, ... (docs/training_speed.md)
@@ -541,8 +609,11 @@ def validate_options(opt: Mapping,
             if opt['path'].get(f'pretrain_{net_key}'):
                 extra_problems, extra_net, extra_args = _check_network(opt, net_key)
                 problems += extra_problems or _check_pretrained(opt, net_key, extra_net, None)
+    elif is_train and root_path is not None and net is not None:
+        problems += _check_resume_network(opt, net, net_args, root_path)
     if problems:
         raise OptionValidationError(problems, source)
+    return opt
 
 
 __all__ = ['OptionValidationError', 'checkpoint_upscale', 'validate_options']
