@@ -9,7 +9,8 @@ import yaml
 from basicsr.utils.matlab_functions import imresize
 from pathlib import Path
 
-from msrn_plugin.demos.sr_demo import DEMO_OPTION, build_demo_data, evaluate_sr, format_table, write_summary
+from msrn_plugin.demos.sr_demo import (DEMO_OPTION, LABEL_HEIGHT, build_demo_data, evaluate_sr, format_table,
+                                       write_summary)
 from msrn_plugin.utils.image_io import read_image
 from msrn_plugin.utils.options import load_options
 from msrn_plugin.utils.photos import HELD_OUT_PHOTOS, TRAIN_PHOTOS
@@ -69,14 +70,48 @@ def test_evaluate_bicubic_network_equals_bicubic_baseline(demo_dir, tmp_path):
     for row in rows:
         assert row['psnr_msrn'] == pytest.approx(row['psnr_bicubic'], abs=1e-6)
         assert 20 < row['psnr_bicubic'] < 40 and 0.3 < row['ssim_bicubic'] < 1
-    compare = read_image(tmp_path / 'camera_compare.png')
-    assert compare.shape == (160, 3 * 160 + 2 * 4, 3)
     mean = write_summary(rows, str(tmp_path / 'summary.csv'))
     with open(tmp_path / 'summary.csv') as f:
         table = list(csv.DictReader(f))
     assert table[-1]['name'] == 'mean'
     assert float(table[-1]['psnr_bicubic']) == pytest.approx(mean['psnr_bicubic'], abs=1e-4)
     assert '+0.00' in format_table(rows, mean).splitlines()[-1]
+
+
+class _Darker(_Bicubic):
+    """Bicubic minus 8 grey levels: another PSNR than bicubic's."""
+
+    def forward(self, x):
+        return (super().forward(x) - 8 / 255.).clamp(0, 1)
+
+
+def test_compare_crops_are_captioned_with_each_psnr(demo_dir, tmp_path):
+    """*_compare.png: HR | bicubic | MSRN centre crops, each over a white band captioned 'HR', 'bicubic P dB',
+    'MSRN P dB'; a caption changes with its PSNR and with nothing else."""
+    root, paths = demo_dir
+    gt_dir, lq_dir = str(root / paths['val_gt']), str(root / paths['val_lq'])
+    evaluate_sr(_Bicubic(), gt_dir, lq_dir, 4, save_dir=tmp_path / 'same')
+    rows = evaluate_sr(_Darker(), gt_dir, lq_dir, 4, save_dir=tmp_path / 'darker')
+    row = next(r for r in rows if r['name'] == 'camera')
+    assert f'{row["psnr_msrn"]:.2f}' != f'{row["psnr_bicubic"]:.2f}'
+    size, gap = 160, 4
+    same, darker = (read_image(tmp_path / d / 'camera_compare.png') for d in ('same', 'darker'))
+    assert same.shape == darker.shape == (size + LABEL_HEIGHT, 3 * size + 2 * gap, 3)
+    gt = read_image(root / paths['val_gt'] / 'camera.png')
+    top, left = (gt.shape[0] - size) // 2, (gt.shape[1] - size) // 2
+    np.testing.assert_array_equal(same[:size, :size], gt[top:top + size, left:left + size])  # crops untouched
+
+    def captions(img):
+        return [img[size:, i * (size + gap):i * (size + gap) + size] for i in range(3)]
+
+    for hr, bicubic, msrn in (captions(same), captions(darker)):
+        for band in (hr, bicubic, msrn):
+            assert band.max() == 255 and (band < 100).sum() > 20  # black text on white
+        extent = [np.nonzero((band < 100).any(axis=(0, 2)))[0].max() for band in (hr, bicubic, msrn)]
+        assert extent[0] < 40 and min(extent[1:]) > 90  # 'HR'; 'bicubic P dB' and 'MSRN P dB' are longer
+    (hr_a, bic_a, msrn_a), (hr_b, bic_b, msrn_b) = captions(same), captions(darker)
+    assert np.array_equal(hr_a, hr_b) and np.array_equal(bic_a, bic_b)  # same HR, same bicubic PSNR
+    assert not np.array_equal(msrn_a, msrn_b)  # another MSRN PSNR, another caption
 
 
 def test_demo_script_end_to_end(demo_dir, caplog):

@@ -16,6 +16,7 @@ Layout it writes (under the working directory)::
     results/demo_MSRN_x4/                              SR and bicubic images, side-by-side crops, summary.csv
 """
 import csv
+import cv2
 import logging
 import numpy as np
 import os
@@ -77,16 +78,39 @@ def build_demo_data(data_root: str = osp.join('datasets', 'demo'), progress: boo
         val_lq=osp.join(data_root, 'holdout', f'LRbicx{DEMO_SCALE}'))
 
 
-def _side_by_side(images: Sequence[np.ndarray], size: int = 160) -> np.ndarray:
-    """Centre crops of equally sized images, concatenated horizontally with a 4-pixel white gap."""
+#: Height (pixels) of the white caption band under each crop of a ``*_compare.png``.
+LABEL_HEIGHT = 24
+
+
+def _caption(text: str, width: int) -> np.ndarray:
+    """A white ``LABEL_HEIGHT`` x ``width`` BGR band with ``text`` in black, shrunk to fit the width."""
+    band = np.full((LABEL_HEIGHT, width, 3), 255, np.uint8)
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.45
+    while scale > 0.2 and cv2.getTextSize(text, font, scale, 1)[0][0] > width - 6:
+        scale -= 0.05
+    cv2.putText(band, text, (3, LABEL_HEIGHT - 8), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return band
+
+
+def _side_by_side(images: Sequence[np.ndarray], labels: Sequence[str], size: int = 160) -> np.ndarray:
+    """Centre crops of equally sized BGR images, each captioned underneath, side by side with a 4-pixel white gap.
+
+    Args:
+        images (Sequence[np.ndarray]): HxWx3 uint8 images of the same size.
+        labels (Sequence[str]): One caption per image, e.g. ``'bicubic 27.31 dB'``.
+        size (int): Crop size (smaller images are cropped to their shorter side). Default: 160.
+
+    Returns:
+        np.ndarray: ``(size + LABEL_HEIGHT) x (n * size + 4 * (n - 1)) x 3`` uint8.
+    """
     h, w = images[0].shape[:2]
     size = min(size, h, w)
     top, left = (h - size) // 2, (w - size) // 2
-    gap = np.full((size, 4, 3), 255, np.uint8)
-    crops = []
-    for img in images:
-        crops += [img[top:top + size, left:left + size], gap]
-    return np.concatenate(crops[:-1], axis=1)
+    gap = np.full((size + LABEL_HEIGHT, 4, 3), 255, np.uint8)
+    panels = []
+    for img, label in zip(images, labels):
+        panels += [np.concatenate([img[top:top + size, left:left + size], _caption(label, size)]), gap]
+    return np.concatenate(panels[:-1], axis=1)
 
 
 def evaluate_sr(net: torch.nn.Module,
@@ -104,7 +128,8 @@ def evaluate_sr(net: torch.nn.Module,
         lq_dir (str): LR images with the same file names.
         scale (int): Upscaling factor.
         save_dir (str | None): If given, write ``<name>_MSRN.png``, ``<name>_bicubic.png`` and
-            ``<name>_compare.png`` (HR | bicubic | MSRN centre crops) there. Default: None.
+            ``<name>_compare.png`` (HR | bicubic | MSRN centre crops, captioned with the PSNR of each) there.
+            Default: None.
 
     Returns:
         list[dict]: One row per image: ``name``, ``psnr_bicubic``, ``ssim_bicubic``, ``psnr_msrn``, ``ssim_msrn``.
@@ -129,7 +154,9 @@ def evaluate_sr(net: torch.nn.Module,
             stem = osp.splitext(name)[0]
             write_image(osp.join(save_dir, f'{stem}_MSRN.png'), sr)
             write_image(osp.join(save_dir, f'{stem}_bicubic.png'), bicubic)
-            write_image(osp.join(save_dir, f'{stem}_compare.png'), _side_by_side([gt, bicubic, sr]))
+            row = rows[-1]
+            labels = ['HR', f'bicubic {row["psnr_bicubic"]:.2f} dB', f'MSRN {row["psnr_msrn"]:.2f} dB']
+            write_image(osp.join(save_dir, f'{stem}_compare.png'), _side_by_side([gt, bicubic, sr], labels))
     return rows
 
 
