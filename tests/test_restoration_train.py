@@ -52,7 +52,8 @@ def test_option_file_follows_the_protocol(path):
     opt = load_options(path)
     name = os.path.basename(path)
     net = opt['network_g']
-    assert opt['model_type'] == 'SRModel' and opt['scale'] == 1 and net['upscale'] == 1 and net['global_residual']
+    assert opt['model_type'] == ('MSRNModel' if name.startswith('train_') else 'SRModel')  # speed switches: train
+    assert opt['scale'] == 1 and net['upscale'] == 1 and net['global_residual']
     gray = '_gray_' in name
     assert net['num_in_ch'] == net['num_out_ch'] == len(net['rgb_mean']) == (1 if gray else 3)
     ARCH_REGISTRY.get(net['type'])(**{k: v for k, v in net.items() if k != 'type'})  # builds

@@ -1,17 +1,13 @@
-"""Training-data throughput: LMDB vs PNG folders, 0-2 loader workers, against MSRN's training-step consumption.
-
-Library code behind ``scripts/benchmark_data.py``; everything is built from the bundled photos in a temporary
-folder, so it runs anywhere without downloads.
-"""
+"""Training-data throughput (raw LMDB, BasicSR's PNG sub-image LMDB, PNG folders) behind scripts/benchmark_data.py."""
+import copy
 import os
 import time
 import torch
 from torch.utils.data import DataLoader
 from typing import Dict, Sequence
 
-from msrn_plugin.data.checked_paired_dataset import CheckedPairedImageDataset
 from msrn_plugin.data.lmdb_check import read_meta_info
-from msrn_plugin.prep.div2k import hr_lmdb_name, lr_lmdb_name, prepare_div2k
+from msrn_plugin.prep.div2k import hr_lmdb_name, lr_lmdb_name, prepare_div2k, raw_lmdb_name
 from msrn_plugin.utils.image_io import write_image
 from msrn_plugin.utils.photos import TRAIN_PHOTOS, load_photo
 
@@ -40,17 +36,23 @@ def export_lmdb_to_folder(lmdb_path: str, folder: str) -> str:
 
 
 def paired_dataset_opt(gt: str, lq: str, backend: str, scale: int, gt_size: int) -> dict:
-    """Training options of the DIV2K pair as in ``options/train_MSRN_x{s}.yml`` (flips and rotations on)."""
-    return {'name': 'DIV2K', 'dataroot_gt': gt, 'dataroot_lq': lq, 'io_backend': {'type': backend},
-            'filename_tmpl': '{}', 'gt_size': gt_size, 'use_hflip': True, 'use_rot': True, 'scale': scale,
-            'phase': 'train'}
+    """Options of BasicSR's ``PairedImageDataset`` on a sub-image pair (flips and rotations on)."""
+    return {'name': 'DIV2K', 'type': 'PairedImageDataset', 'dataroot_gt': gt, 'dataroot_lq': lq,
+            'io_backend': {'type': backend}, 'filename_tmpl': '{}', 'gt_size': gt_size, 'use_hflip': True,
+            'use_rot': True, 'scale': scale, 'phase': 'train'}
+
+
+def raw_dataset_opt(dataroot: str, scale: int, gt_size: int) -> dict:
+    """Options of ``RawLMDBDataset`` (flips and rotations on), as in ``options/train_MSRN_x{s}.yml``."""
+    return {'name': 'DIV2K', 'type': 'RawLMDBDataset', 'dataroot': dataroot, 'io_backend': {'type': 'lmdb'},
+            'gt_size': gt_size, 'use_hflip': True, 'use_rot': True, 'scale': scale, 'phase': 'train'}
 
 
 def measure_loader(dataset_opt: dict, num_workers: int, batch_size: int = 16, num_batches: int = 20) -> float:
-    """Patches per second delivered by a DataLoader over ``CheckedPairedImageDataset`` (after one warm-up batch).
+    """Patches per second delivered by a DataLoader over a registered dataset (after one warm-up batch).
 
     Args:
-        dataset_opt (dict): Dataset options (see :func:`paired_dataset_opt`).
+        dataset_opt (dict): Dataset options with ``type`` (:func:`paired_dataset_opt`, :func:`raw_dataset_opt`).
         num_workers (int): DataLoader worker processes (0: in this process).
         batch_size (int): Patches per batch. Default: 16.
         num_batches (int): Timed batches. Default: 20.
@@ -58,7 +60,9 @@ def measure_loader(dataset_opt: dict, num_workers: int, batch_size: int = 16, nu
     Returns:
         float: Patches per second.
     """
-    dataset = CheckedPairedImageDataset(dataset_opt)
+    from basicsr.utils.registry import DATASET_REGISTRY
+    dataset_opt = copy.deepcopy(dataset_opt)  # PairedImageDataset pops io_backend.type
+    dataset = DATASET_REGISTRY.get(dataset_opt.get('type', 'PairedImageDataset'))(dataset_opt)
     sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=batch_size * (num_batches + 1))
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, drop_last=True)
     it = iter(loader)
@@ -103,12 +107,24 @@ def measure_train_step(scale: int = 4, batch_size: int = 16, lq_size: int = 64, 
     return {'seconds_per_step': seconds, 'patches_per_s': batch_size / seconds}
 
 
-def prepare_benchmark_data(root: str, scale: int = 4, crop_size: int = 288, step: int = 144) -> Dict[str, str]:
-    """Miniature DIV2K from the bundled photos: HR + x``scale`` LMDBs and the same sub-images as PNG folders."""
+def prepare_benchmark_data(root: str, scale: int = 4, crop_size: int = 288, step: int = 144,
+                           folders: bool = True) -> Dict[str, object]:
+    """Miniature DIV2K from the bundled photos in both formats: HR + x``scale`` sub-image PNG LMDBs (and the same
+    sub-images as PNG folders), and the raw LMDB of the same images.
+
+    Returns:
+        dict: ``gt_lmdb``, ``lq_lmdb``, ``raw_lmdb`` (paths), ``gt_disk``/``lq_disk`` (folders, when ``folders``),
+        ``png_bytes`` and ``raw_bytes`` (disk use of the two formats for this scale).
+    """
     build_miniature_div2k(root)
     out = os.path.join(root, 'out')
-    prepare_div2k(root, out, scales=(scale, ), crop_size=crop_size, step=step, progress=False)
+    png = prepare_div2k(root, out, scales=(scale, ), crop_size=crop_size, step=step, progress=False)
+    raw = prepare_div2k(root, out, scales=(scale, ), progress=False, data_format='raw')
     gt_lmdb, lq_lmdb = os.path.join(out, hr_lmdb_name()), os.path.join(out, lr_lmdb_name(scale))
-    return {'gt_lmdb': gt_lmdb, 'lq_lmdb': lq_lmdb,
-            'gt_disk': export_lmdb_to_folder(gt_lmdb, os.path.join(out, 'DIV2K_train_HR_sub')),
-            'lq_disk': export_lmdb_to_folder(lq_lmdb, os.path.join(out, f'DIV2K_train_LR_bicubic_X{scale}_sub'))}
+    paths = {'gt_lmdb': gt_lmdb, 'lq_lmdb': lq_lmdb, 'raw_lmdb': os.path.join(out, raw_lmdb_name()),
+             'png_bytes': sum(db['disk_bytes'] for db in png['databases'].values()),
+             'raw_bytes': raw['databases']['raw']['disk_bytes']}
+    if folders:
+        paths['gt_disk'] = export_lmdb_to_folder(gt_lmdb, os.path.join(out, 'DIV2K_train_HR_sub'))
+        paths['lq_disk'] = export_lmdb_to_folder(lq_lmdb, os.path.join(out, f'DIV2K_train_LR_bicubic_X{scale}_sub'))
+    return paths

@@ -86,6 +86,17 @@ def lmdb_keys(lmdb_path: str, tool: Optional[str] = None) -> List[str]:
     return list(read_meta_info(lmdb_path, tool))
 
 
+def is_raw_lmdb(lmdb_path: str) -> bool:
+    """Whether ``meta_info.txt`` lists raw values (``KEY.raw (H,W,C) 0``: HxWxC uint8 bytes, from
+    ``scripts/prepare_div2k.py --format raw``) rather than encoded images."""
+    try:
+        with open(os.path.join(lmdb_path, 'meta_info.txt'), encoding='utf-8') as f:
+            line = next((line for line in f if line.strip()), '')
+    except OSError:
+        return False
+    return '.raw (' in line
+
+
 def encoded_shape(data: bytes) -> Shape:
     """(h, w, c) of an encoded image: read from the PNG header when it is a PNG, decoded otherwise."""
     if data[:8] == b'\x89PNG\r\n\x1a\n' and data[12:16] == b'IHDR':
@@ -130,10 +141,15 @@ def check_lmdb(lmdb_path: str, check_shapes: bool = False, tool: Optional[str] =
         with env.begin(write=False) as txn:
             if check_shapes:
                 db_keys, bad = set(), []
+                raw = is_raw_lmdb(lmdb_path)
                 for key_b, value in txn.cursor():
                     key = key_b.decode('ascii', 'replace')
                     db_keys.add(key)
-                    if key in meta:
+                    if key in meta and raw:  # raw values carry no header: their length must match
+                        h, w, c = meta[key]
+                        if len(value) != h * w * c:
+                            bad.append(f'{key} (meta_info {meta[key]} = {h * w * c} bytes, stored {len(value)})')
+                    elif key in meta:
                         try:
                             shape = encoded_shape(value)
                         except ValueError:

@@ -230,8 +230,9 @@ def prepare_div2k(root: str,
                   thresh_size: int = 0,
                   split: str = 'train',
                   progress: bool = True,
-                  gt_size: Optional[int] = None) -> dict:
-    """Turn a DIV2K tree into the sub-image LMDBs the training options read.
+                  gt_size: Optional[int] = None,
+                  data_format: str = 'png') -> dict:
+    """Turn a DIV2K tree into the sub-image LMDBs the training options read (or one raw LMDB of whole images).
 
     Every input is checked before anything is written (HR folder, LR partners and sizes, image headers, existing
     outputs, free disk space). Finished databases with the same settings are skipped.
@@ -250,6 +251,8 @@ def prepare_div2k(root: str,
         progress (bool): Show progress bars. Default: True.
         gt_size (int | None): The training GT patch size the sub-images must hold; a warning is logged when
             ``crop_size`` is smaller. Default: None, the paper options' 64 x scale (``options/train_MSRN_x{s}.yml``).
+        data_format (str): 'png' (BasicSR's sub-image LMDBs, above) or 'raw': :func:`prepare_div2k_raw` (whole
+            uncompressed images; ``crop_size``/``step`` then only size the PNG estimate it reports). Default: 'png'.
 
     Returns:
         dict: ``num_images``, ``num_subimages``, ``small_images`` (stems smaller than ``crop_size``, not used) and
@@ -260,6 +263,11 @@ def prepare_div2k(root: str,
         PrepError: Bad input or output, naming the file and the fix (also for a full disk).
         msrn_plugin.utils.image_io.ImageReadError: An image whose header reads but whose data does not decode.
     """
+    if data_format == 'raw':
+        return prepare_div2k_raw(root, output, scales=scales, workers=workers, split=split, progress=progress,
+                                 png_crop_size=crop_size, png_step=step)
+    if data_format != 'png':
+        raise PrepError(f"format must be 'png' or 'raw', got {data_format!r}.")
     if split not in SPLITS:
         raise PrepError(f"split must be 'train' or 'valid', got {split!r}.")
     scales = sorted(set(int(s) for s in scales))
@@ -351,4 +359,167 @@ def prepare_div2k(root: str,
         if pool is not None:
             pool.terminate()
             pool.join()
+    return result
+
+
+# ---------------------------------------------------------------- --format raw: whole images, uncompressed
+
+
+def raw_lmdb_name(split: str = 'train') -> str:
+    """``DIV2K_{split}_raw.lmdb``: HR and the LR of every scale, whole and uncompressed (``--format raw``)."""
+    return f'DIV2K_{split}_raw.lmdb'
+
+
+def _raw_task(task: tuple) -> List[Item]:
+    """Worker: HR (mod-cropped to ``multiple``) and each scale's LR of one image, as raw HxWx3 uint8 BGR bytes."""
+    from msrn_plugin.data.raw_lmdb_dataset import raw_key
+    stem, hr_path, lr_paths, scales, multiple = task
+    hr = read_bgr(hr_path)
+    h, w = hr.shape[0] - hr.shape[0] % multiple, hr.shape[1] - hr.shape[1] % multiple
+    items = [(raw_key(stem, 1), np.ascontiguousarray(hr[:h, :w]).tobytes(), (h, w, 3))]
+    for s in scales:
+        lr = read_bgr(lr_paths[s]) if s in lr_paths else bicubic_downscale(mod_crop(hr, s), s)
+        lr = lr[:h // s, :w // s]
+        if lr.shape[:2] != (h // s, w // s):
+            raise PrepError(f'{lr_paths.get(s, hr_path)}: x{s} LR is {lr.shape[1]}x{lr.shape[0]}, smaller than '
+                            f'{w // s}x{h // s}; re-download it.')
+        items.append((raw_key(stem, s), np.ascontiguousarray(lr).tobytes(), (h // s, w // s, 3)))
+    return items
+
+
+def _png_comparison(output: str, split: str, scales: Sequence[int], used: List[_Image], crop_size: int,
+                    step: int) -> dict:
+    """Disk use of the PNG sub-image LMDBs for the same images and scales: measured when they are in ``output``
+    (with exactly these images), estimated otherwise (sub-image pixels x the PNG ratio of one sub-image)."""
+    paths = [os.path.join(output, hr_lmdb_name(split))] + [os.path.join(output, lr_lmdb_name(s, split)) for s in scales]
+    stems = {img.stem for img in used}
+    if all(os.path.isdir(p) for p in paths):
+        info = read_prep_info(paths[0]) or {}
+        try:
+            held = {key.rsplit('_s', 1)[0] for key in check_lmdb(paths[0])}
+        except LmdbIntegrityError:
+            held = set()
+        if held == stems and info.get('grid_multiple') == scales_lcm(scales):
+            return {'bytes': sum(_disk_bytes(p) for p in paths), 'measured': True, 'paths': paths,
+                    'crop_size': info.get('crop_size'), 'step': info.get('step')}
+    multiple = scales_lcm(scales)
+    try:
+        check_grid(crop_size, step, 0, scales)
+    except PrepError:
+        return {'bytes': None, 'measured': False, 'paths': paths, 'crop_size': crop_size, 'step': step}
+    count, sample = 0, None
+    for img in used:
+        h, w = img.size
+        positions = subimage_positions(h - h % multiple, w - w % multiple, crop_size, step)
+        count += len(positions)
+        if sample is None and positions:
+            sample = _subimage_task((img.stem, img.hr_path, 1, False, positions[:1], crop_size))[0]
+    if sample is None:
+        return {'bytes': None, 'measured': False, 'paths': paths, 'crop_size': crop_size, 'step': step}
+    ratio = len(sample[1]) / (crop_size * crop_size * 3)
+    pixels = count * sum((crop_size // s)**2 for s in (1, *scales)) * 3
+    return {'bytes': int(pixels * ratio), 'measured': False, 'paths': paths, 'crop_size': crop_size, 'step': step}
+
+
+def prepare_div2k_raw(root: str,
+                      output: str,
+                      scales: Sequence[int] = (2, 3, 4, 8),
+                      workers: int = 1,
+                      split: str = 'train',
+                      progress: bool = True,
+                      png_crop_size: int = 576,
+                      png_step: int = 288) -> dict:
+    """Write ``output/DIV2K_{split}_raw.lmdb``: every HR image whole (mod-cropped to the scales' least common
+    multiple) and its LR at each scale, as uncompressed HxWx3 uint8 BGR values (keys ``STEM_hr``, ``STEM_x{s}``;
+    ``meta_info.txt`` lines ``KEY.raw (H,W,3) 0``), read by :class:`msrn_plugin.data.raw_lmdb_dataset.RawLMDBDataset`.
+
+    LR comes from the official folders when present (cropped to HR size / scale), from HR by MATLAB bicubic
+    otherwise, as for the PNG format. Inputs and free space are checked before anything is written; the database is
+    written atomically (:func:`msrn_plugin.prep.lmdb_writer.write_lmdb_atomic`) and checked for every scale; a
+    finished database with the same scales is skipped.
+
+    Args:
+        root (str): Folder containing ``DIV2K_{split}_HR/`` and, optionally, the official LR folders.
+        output (str): Folder for the database (created).
+        scales (Sequence[int]): LR scales to store. Default: (2, 3, 4, 8).
+        workers (int): Processes that read and resize images (1: in this process). Default: 1.
+        split (str): 'train' or 'valid'. Default: 'train'.
+        progress (bool): Show a progress bar. Default: True.
+        png_crop_size (int): Sub-image size of the PNG format it is compared with. Default: 576.
+        png_step (int): Sub-image step of the PNG format it is compared with. Default: 288.
+
+    Returns:
+        dict: ``format`` ('raw'), ``num_images``, ``small_images``, ``databases`` ({'raw': info with ``path``,
+        ``status``, ``seconds``, ``disk_bytes``, ``num_images``, ``sources``}) and ``png``: the PNG sub-image LMDBs'
+        disk use for the same images (``bytes``, ``measured``: True when they exist in ``output``, else estimated).
+
+    Raises:
+        PrepError: Bad input or output (names the file and the fix), or a full disk.
+    """
+    from msrn_plugin.data.raw_lmdb_dataset import check_raw_lmdb, raw_key
+    if split not in SPLITS:
+        raise PrepError(f"split must be 'train' or 'valid', got {split!r}.")
+    if not scales or any(int(s) != s or s < 2 for s in scales):
+        raise PrepError(f'scales must be integers >= 2, got {list(scales)}.')
+    if workers < 1:
+        raise PrepError(f'workers must be >= 1, got {workers}.')
+    scales = sorted(set(int(s) for s in scales))
+    multiple = scales_lcm(scales)
+    images = _scan_hr(root, split)
+    lr_dirs = {s: _scan_lr(root, split, s, images) for s in scales}
+    small = [img.stem for img in images if min(img.size) < multiple * 2]
+    if small:
+        logger.warning('%d image(s) too small for x%d are not used: %s', len(small), max(scales), ', '.join(small[:10]))
+    used = [img for img in images if img.stem not in small]
+    if not used:
+        raise PrepError(f'{os.path.join(root, f"DIV2K_{split}_HR")}: no image is large enough for x{max(scales)}.')
+    keys = [raw_key(img.stem, s) for img in used for s in (1, *scales)]
+    path = os.path.join(output, raw_lmdb_name(split))
+    settings = dict(format='raw', scales=scales, grid_multiple=multiple, split=split)
+    sources = {str(s): 'official' if lr_dirs[s] else 'generated' for s in scales}
+    entry = {'path': path, 'sources': sources}
+    result = {'format': 'raw', 'num_images': len(images), 'small_images': small, 'databases': {'raw': entry}}
+    if _existing(path, settings, keys):
+        entry.update(status='skipped', seconds=0.0, disk_bytes=_disk_bytes(path), num_images=len(used))
+        logger.info('%s: complete, skipped.', path)
+    else:
+        sizes = [((h - h % multiple), (w - w % multiple)) for h, w in (img.size for img in used)]
+        raw = sum(h * w * 3 // (s * s) for h, w in sizes for s in (1, *scales))
+        needed = raw + 8192 * len(keys) + 2**20
+        os.makedirs(output, exist_ok=True)
+        free = shutil.disk_usage(output).free
+        if free < needed:
+            raise PrepError(f'{output}: not enough disk space: {free / 2**20:.1f} MiB free, {needed / 2**20:.1f} MiB '
+                            'needed for the raw database; free some space or pass another --output.')
+        tasks = [(img.stem, img.hr_path, {s: img.lr_paths[s] for s in scales if lr_dirs[s]}, scales, multiple)
+                 for img in used]
+        pool = multiprocessing.get_context('spawn').Pool(workers, initializer=_worker_init) if workers > 1 else None
+        start = time.perf_counter()
+        try:
+            results = pool.imap(_raw_task, tasks) if pool else map(_raw_task, tasks)
+            bar = tqdm(results, total=len(tasks), unit='image', desc=os.path.basename(path), disable=not progress)
+
+            def items() -> Iterator[Item]:
+                for image_items in bar:
+                    yield from image_items
+
+            def verify(tmp: str) -> None:
+                for s in scales:
+                    check_raw_lmdb(tmp, s)
+
+            try:
+                count = write_lmdb_atomic(path, items(), map_size=int(raw * 1.1) + 8192 * len(keys) + 2**26,
+                                          info=dict(settings, sources=sources, compress_level=0), verify=verify,
+                                          compress_level=0, extension='raw')
+            finally:
+                bar.close()
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+        entry.update(status='written', seconds=time.perf_counter() - start, disk_bytes=_disk_bytes(path),
+                     num_images=count // (1 + len(scales)))
+        logger.info('%s: %d images (HR + x%s) in %.1f s, %.1f MiB.', path, entry['num_images'],
+                    ', x'.join(map(str, scales)), entry['seconds'], entry['disk_bytes'] / 2**20)
+    result['png'] = _png_comparison(output, split, scales, used, png_crop_size, png_step)
     return result

@@ -62,12 +62,34 @@ def disk_full_error(lmdb_path: str, err: BaseException) -> PrepError:
                      'pass another --output; the unfinished database was removed, finished ones are kept.')
 
 
+def _maker_for(extension: str) -> type:
+    """``LmdbMaker`` whose ``meta_info.txt`` lines name ``extension`` instead of png."""
+
+    class _Maker(LmdbMaker):
+
+        def __init__(self, lmdb_path: str, map_size: int, compress_level: int) -> None:
+            # whole uncompressed images are large: commit every 16 (a transaction keeps its pages in memory)
+            super().__init__(lmdb_path, map_size=map_size, batch=16, compress_level=compress_level)
+
+        def put(self, img_byte: bytes, key: str, img_shape: Tuple[int, int, int]) -> None:
+            self.counter += 1
+            self.txn.put(key.encode('ascii'), img_byte)
+            h, w, c = img_shape
+            self.txt_file.write(f'{key}.{extension} ({h},{w},{c}) {self.compress_level}\n')
+            if self.counter % self.batch == 0:
+                self.txn.commit()
+                self.txn = self.env.begin(write=True)
+
+    return _Maker
+
+
 def write_lmdb_atomic(lmdb_path: str,
                       items: Iterable[Item],
                       map_size: int,
                       info: dict,
                       verify: Optional[Callable[[str], None]] = None,
-                      compress_level: int = 1) -> int:
+                      compress_level: int = 1,
+                      extension: str = 'png') -> int:
     """Write ``items`` to the LMDB ``lmdb_path`` atomically.
 
     Args:
@@ -78,6 +100,8 @@ def write_lmdb_atomic(lmdb_path: str,
         verify (Callable[[str], None] | None): Extra check run on the finished temporary database (raises to refuse
             it). Default: None.
         compress_level (int): PNG compression level recorded in ``meta_info.txt``. Default: 1.
+        extension (str): Value format named in ``meta_info.txt`` (``KEY.EXT (H,W,C) LEVEL``): 'png', or 'raw' for
+            uncompressed HxWxC uint8 bytes (``prepare_div2k.py --format raw``). Default: 'png'.
 
     Returns:
         int: Number of images written.
@@ -95,7 +119,8 @@ def write_lmdb_atomic(lmdb_path: str,
     maker = None
     count = 0
     try:
-        maker = LmdbMaker(tmp, map_size=map_size, compress_level=compress_level)
+        maker = (LmdbMaker if extension == 'png' else _maker_for(extension))(tmp, map_size=map_size,
+                                                                            compress_level=compress_level)
         for key, data, shape in items:
             maker.put(data, key, shape)
             count += 1

@@ -8,6 +8,7 @@ import cv2
 import io
 import numpy as np
 import os
+import struct
 from os import PathLike
 from typing import IO, Optional, Tuple, Union
 
@@ -126,8 +127,100 @@ def is_image_file(path: PathType) -> bool:
     return os.fspath(path).lower().endswith(IMAGE_EXTENSIONS)
 
 
+def _tiff_orientation(tiff: bytes) -> int:
+    """The Orientation tag (0x0112) of IFD0 of an Exif/TIFF structure; 1 if absent or unreadable."""
+    order = {b'II*\x00': '<', b'MM\x00*': '>'}.get(tiff[:4])
+    if order is None:
+        return 1
+    try:
+        offset = struct.unpack(order + 'I', tiff[4:8])[0]
+        count = struct.unpack(order + 'H', tiff[offset:offset + 2])[0]
+        for i in range(count):
+            tag, kind = struct.unpack(order + 'HH', tiff[offset + 2 + 12 * i:offset + 6 + 12 * i])
+            if tag == 0x0112 and kind == 3:  # SHORT
+                value = struct.unpack(order + 'H', tiff[offset + 10 + 12 * i:offset + 12 + 12 * i])[0]
+                return value if 1 <= value <= 8 else 1
+    except struct.error:
+        pass
+    return 1
+
+
+def exif_orientation(data: bytes) -> int:
+    """The EXIF orientation (1-8, 1 = as stored) of an encoded JPEG, PNG (``eXIf``) or WebP image.
+
+    These are the formats whose orientation ``cv2.imdecode(..., IMREAD_UNCHANGED)`` ignores (OpenCV's TIFF decoder
+    applies it itself). Only the container's segments are walked; nothing is decoded.
+
+    Args:
+        data (bytes): The encoded file.
+
+    Returns:
+        int: The orientation; 1 when there is none or it cannot be read.
+    """
+    exif = b''
+    if data[:2] == b'\xff\xd8':  # JPEG: segments up to the start of scan
+        pos = 2
+        while pos + 4 <= len(data) and data[pos] == 0xFF:
+            marker = data[pos + 1]
+            if marker in (0xD9, 0xDA):
+                break
+            if marker == 0x01 or 0xD0 <= marker <= 0xD7 or marker == 0xFF:  # no length
+                pos += 1 if marker == 0xFF else 2
+                continue
+            length = struct.unpack('>H', data[pos + 2:pos + 4])[0]
+            if marker == 0xE1 and data[pos + 4:pos + 10] == b'Exif\x00\x00':
+                exif = data[pos + 10:pos + 2 + length]
+                break
+            pos += 2 + length
+    elif data[:8] == b'\x89PNG\r\n\x1a\n':
+        pos = 8
+        while pos + 8 <= len(data):
+            length, kind = struct.unpack('>I4s', data[pos:pos + 8])
+            if kind == b'eXIf':
+                exif = data[pos + 8:pos + 8 + length]
+                break
+            if kind == b'IEND':
+                break
+            pos += 12 + length
+    elif data[:4] == b'RIFF' and data[8:12] == b'WEBP':
+        pos = 12
+        while pos + 8 <= len(data):
+            kind, length = struct.unpack('<4sI', data[pos:pos + 8])
+            if kind == b'EXIF':
+                exif = data[pos + 8:pos + 8 + length]
+                break
+            pos += 8 + length + (length & 1)
+    if exif.startswith(b'Exif\x00\x00'):
+        exif = exif[6:]
+    return _tiff_orientation(exif)
+
+
+def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn an image as stored into the upright image its EXIF orientation describes (as OpenCV's ``imread``).
+
+    Args:
+        img (np.ndarray): HxW or HxWxC, any dtype and channel count (depth and alpha are kept).
+        orientation (int): EXIF orientation, 1-8.
+
+    Returns:
+        np.ndarray: The upright image (``img`` itself for orientation 1).
+    """
+    if orientation in (5, 6, 7, 8):  # OpenCV's ExifTransform: transpose, then flip
+        img = img.swapaxes(0, 1)
+    if orientation in (2, 6):
+        img = img[:, ::-1]
+    elif orientation in (3, 7):
+        img = img[::-1, ::-1]
+    elif orientation in (4, 8):
+        img = img[::-1]
+    return np.ascontiguousarray(img)
+
+
 def read_image(path: PathType, max_pixels: Optional[int] = None) -> np.ndarray:
-    """Read an image as stored: HxW (gray) or HxWxC (BGR / BGRA), uint8 or uint16.
+    """Read an image upright: HxW (gray) or HxWxC (BGR / BGRA), uint8 or uint16, with its depth and alpha.
+
+    Unlike ``cv2.IMREAD_UNCHANGED``, the EXIF orientation of a JPEG, PNG or WebP is applied (a phone photo with
+    orientation 6 comes out upright, as ``cv2.imread`` shows it).
 
     The size in the header is checked against the pixel limit before anything is decoded.
 
@@ -166,7 +259,7 @@ def read_image(path: PathType, max_pixels: Optional[int] = None) -> np.ndarray:
         check_pixels(path, img.shape[:2], max_pixels)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
-    return img
+    return apply_orientation(img, exif_orientation(data))
 
 
 def image_size(path: PathType, max_pixels: Optional[int] = None) -> Tuple[int, int]:
@@ -188,12 +281,13 @@ def image_size(path: PathType, max_pixels: Optional[int] = None) -> Tuple[int, i
     try:
         with open(path, 'rb') as f:
             size = _header_size(f, path)
+            turned = size is not None and exif_orientation(f.read(1 << 16)) >= 5  # as read_image returns it
     except OSError as err:
         raise ImageReadError(f'{path}: cannot read ({err.strerror}).', path=path, reason='cannot read') from None
     if size is None:  # a format Pillow cannot read: decode it (within the limit)
         return read_image(path, max_pixels).shape[:2]
     check_pixels(path, size, max_pixels)
-    return size
+    return (size[1], size[0]) if turned else size
 
 
 def write_image(path: PathType, img: np.ndarray) -> None:
