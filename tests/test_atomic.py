@@ -96,3 +96,13 @@ def test_lmdb_files_are_readable_as_a_plain_open_would_allow(tmp_path, umask):
     readable = (0o666 & ~umask) & 0o444
     for name in sorted(os.listdir(lmdb_path)):
         assert _mode(os.path.join(lmdb_path, name)) & 0o444 == readable, name
+
+
+def test_prepared_benchmark_files_are_readable_by_the_group(tmp_path, umask):
+    from msrn_plugin.prep.benchmark import prepare_benchmark
+
+    (tmp_path / 'HR').mkdir()
+    cv2.imwrite(str(tmp_path / 'HR' / 'a.png'), np.zeros((8, 8, 3), np.uint8))
+    prepare_benchmark(str(tmp_path / 'HR'), str(tmp_path / 'Set1'), scales=[2], progress=False)
+    for name in ('GTmod2/a.png', 'LRbicx2/a.png'):
+        assert _mode(tmp_path / 'Set1' / name) == 0o666 & ~umask, name
