@@ -1,11 +1,4 @@
-"""Integrity checks for BasicSR LMDB databases, run when a dataset starts (not mid-training).
-
-A BasicSR LMDB is a folder ``NAME.lmdb`` with ``data.mdb``, ``lock.mdb`` and ``meta_info.txt``; each line of
-``meta_info.txt`` is ``KEY.png (H,W,C) COMPRESSION`` and the database maps ``KEY`` to the encoded image (a key may hold
-dots, as RESIDE's ``1_1_0.90179``: only the last extension is dropped). A database
-whose writer was killed typically has a ``meta_info.txt`` listing keys that the database does not hold (BasicSR's
-``LmdbMaker`` writes the text file line by line but commits the database every 5000 images).
-"""
+"""Integrity checks of BasicSR LMDBs at dataset start-up, and the one ``meta_info.txt`` parser (docs/data.md)."""
 import cv2
 import lmdb
 import numpy as np

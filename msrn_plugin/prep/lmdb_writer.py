@@ -1,10 +1,4 @@
-"""Write a BasicSR LMDB so that a database under its final name is always complete.
-
-Images go to ``NAME.partial.lmdb`` through BasicSR's :class:`basicsr.utils.lmdb_util.LmdbMaker`; the result is
-checked (every key of ``meta_info.txt`` present with its size, plus a caller's check), a ``prep_info.json`` with the
-settings is added, and only then is the folder renamed to ``NAME.lmdb``. An interrupted run (Ctrl-C, an error, a
-kill) leaves at most a ``.partial.lmdb`` folder, which the next run deletes and redoes.
-"""
+"""Atomic BasicSR LMDB writing: ``NAME.partial.lmdb``, checked, then renamed to ``NAME.lmdb`` (see docs/data.md)."""
 import errno
 import json
 import lmdb
