@@ -5,6 +5,8 @@ Run under torchrun as a worker (``python -m torch.distributed.run ... tests/dist
 - ``train OUT -opt X.yml --launcher pytorch [...]``: ``msrn_plugin.train.main`` (the CLI's code path), then each
   rank saves its final parameters to ``OUT/params_rank{r}.pth`` and ``OUT/report_rank{r}.json`` (rank, world size,
   backend, the checkpoint files it wrote itself, its sampler's indices for epoch 0).
+- ``failsave OUT -opt X.yml --launcher pytorch``: training where rank 0 cannot write checkpoints; each rank writes
+  the exit status of ``msrn_plugin.train.main`` to ``OUT/report_rank{r}.json``.
 - ``grad OUT -opt X.yml --launcher pytorch``: one ``SRModel.optimize_parameters`` step (lr 0) per rank on its half
   of a fixed batch; each rank saves the DDP-averaged gradient (``OUT/grads_rank{r}.pth``), and rank 0 the gradients
   of plain copies of the network on the union batch and on its own half (``grads_union.pth``, ``grads_half0.pth``).
@@ -200,6 +202,22 @@ def _worker_train(out_dir: str, argv: List[str]) -> None:
         json.dump(report, f)
 
 
+def _worker_failsave(out_dir: str, argv: List[str]) -> None:
+    """Rank 0 cannot write any checkpoint (disk full): every rank must stop with the same error, none may hang."""
+    import torch.distributed as dist
+
+    from msrn_plugin.compat import plugin_fixes
+    from msrn_plugin.train import main
+
+    def disk_full(obj, path):
+        raise OSError(28, 'No space left on device')
+
+    plugin_fixes.atomic_torch_save, plugin_fixes.SAVE_RETRY_DELAY = disk_full, 0.2
+    rc = main(argv)
+    with open(os.path.join(out_dir, f'report_rank{dist.get_rank()}.json'), 'w') as f:
+        json.dump({'rc': rc}, f)
+
+
 def _worker_grad(out_dir: str, argv: List[str]) -> None:
     """Each rank: half of a fixed batch through SRModel + DDP; rank 0 also: plain copies on the union and a half."""
     import copy
@@ -233,4 +251,4 @@ def _worker_grad(out_dir: str, argv: List[str]) -> None:
 if __name__ == '__main__':
     torch.set_num_threads(1)
     mode, out = sys.argv[1], sys.argv[2]
-    {'train': _worker_train, 'grad': _worker_grad}[mode](out, sys.argv[3:])
+    {'train': _worker_train, 'grad': _worker_grad, 'failsave': _worker_failsave}[mode](out, sys.argv[3:])

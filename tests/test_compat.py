@@ -176,3 +176,59 @@ def test_caught_warnings_do_not_leak():
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         compat.apply()  # everything applied already: no warning
+
+
+# ------------------------------------------------------------------------------- checkpoint saves: retry, DDP
+
+
+@pytest.fixture
+def no_sleep(monkeypatch):
+    sleeps = []
+    monkeypatch.setattr(plugin_fixes.time, 'sleep', sleeps.append)
+    return sleeps
+
+
+def test_a_failed_save_is_retried_as_upstream(tmp_path, monkeypatch, no_sleep, basicsr_log):
+    import torch
+    real, calls = plugin_fixes.atomic_torch_save, []
+
+    def flaky(obj, path):
+        calls.append(path)
+        if len(calls) < 3:
+            raise OSError(28, 'No space left on device')
+        real(obj, path)
+
+    monkeypatch.setattr(plugin_fixes, 'atomic_torch_save', flaky)
+    path = str(tmp_path / 'net_g_2.pth')
+    plugin_fixes.save_on_rank0(lambda: {'params': {'w': torch.ones(2)}}, path)
+    assert calls == [path] * 3 and no_sleep == [1.0, 1.0]
+    assert basicsr_log == [f'Save model error: OSError: [Errno 28] No space left on device, remaining retry times: {n}'
+                           for n in (2, 1)]
+    assert torch.equal(torch.load(path, weights_only=True)['params']['w'], torch.ones(2))
+
+
+def test_a_save_that_keeps_failing_raises_a_clear_error(tmp_path, monkeypatch, no_sleep):
+    def broken(obj, path):
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(plugin_fixes, 'atomic_torch_save', broken)
+    path = str(tmp_path / '4.state')
+    with pytest.raises(plugin_fixes.CheckpointError) as err:
+        plugin_fixes.save_on_rank0(lambda: {'iter': 4}, path)
+    assert str(err.value) == (f'Cannot save {path} after 3 attempts (OSError: [Errno 28] No space left on device). '
+                              'The earlier checkpoints are intact: free disk space or fix the folder, then restart '
+                              'with --auto_resume.')
+    assert os.listdir(tmp_path) == [] and len(no_sleep) == 2
+
+
+def test_other_ranks_raise_rank0s_save_error_instead_of_waiting(monkeypatch):
+    """Rank 1 neither builds nor writes; it learns rank 0's outcome from the broadcast and raises the same error."""
+    import torch.distributed as dist
+    monkeypatch.setattr(plugin_fixes, '_world', lambda: (1, 2))
+    monkeypatch.setattr(dist, 'is_initialized', lambda: True)
+    monkeypatch.setattr(dist, 'broadcast_object_list', lambda objs, src: objs.__setitem__(0, 'OSError: disk full'))
+    with pytest.raises(plugin_fixes.CheckpointError, match=r'^Cannot save /x/net_g_2\.pth after 3 attempts '
+                                                           r'\(OSError: disk full\)'):
+        plugin_fixes.save_on_rank0(lambda: pytest.fail('only rank 0 builds the checkpoint'), '/x/net_g_2.pth')
+    monkeypatch.setattr(dist, 'broadcast_object_list', lambda objs, src: None)  # rank 0 saved: no error
+    plugin_fixes.save_on_rank0(lambda: pytest.fail('only rank 0 builds the checkpoint'), '/x/net_g_2.pth')

@@ -117,6 +117,20 @@ def test_resume_under_ddp(ddp_run, tmp_path):
     assert not glob.glob(os.path.join(tmp_path, 'experiments', f'{NAME}_archived_*'))  # resumed, not restarted
 
 
+def test_a_failed_save_stops_every_rank(data, tmp_path):
+    """Rank 0 retries 3 times then gives up; rank 1 gets the same error from the broadcast instead of hanging."""
+    opt_path = h.write_yaml(h.train_options(data, 'tiny_fail', total_iter=2), str(tmp_path / 'opt.yml'))
+    cmd = h.torchrun([os.path.join(h.REPO_ROOT, 'tests', 'dist_helpers.py'), 'failsave', str(tmp_path), '-opt',
+                      opt_path, '--launcher', 'pytorch'], nproc=2, port=h.free_port())
+    output = h.finish([h.start(cmd, cwd=str(tmp_path))], TIMEOUT)[0]
+    assert [r['rc'] for r in _reports(tmp_path)] == [2, 2]
+    path = os.path.join('experiments', 'tiny_fail', 'models', 'net_g_2.pth')
+    message = (f'msrn_plugin/train.py: error: Cannot save {os.path.join(tmp_path, path)} after 3 attempts (OSError: '
+               '[Errno 28] No space left on device).')
+    assert output.count(message) == 2, output[-3000:]
+    assert output.count('Save model error: OSError: [Errno 28] No space left on device, remaining retry') == 2
+
+
 def test_ddp_gradient_is_the_union_batch_gradient(data, tmp_path):
     """Each rank back-propagates half of a batch; DDP's averaged gradient equals one process on the whole batch."""
     opt_path = h.write_yaml(h.train_options(data, 'tiny_grad'), str(tmp_path / 'opt.yml'))
