@@ -16,6 +16,7 @@ from msrn_plugin import test as test_cli
 from msrn_plugin import train as train_cli
 from msrn_plugin.archs.msrn_arch import MSRN
 from msrn_plugin.inference import MSRNer
+from msrn_plugin.inference.batch import process_folder
 from msrn_plugin.prep import PrepError
 from msrn_plugin.prep.benchmark import prepare_benchmark
 from msrn_plugin.utils.checkpoint import CheckpointError, atomic_torch_save
@@ -184,6 +185,10 @@ def test_find_overwrites_resolves_links_and_relative_paths(tmp_path, monkeypatch
     inputs = [str(tmp_path / 'a.png')]
     assert find_overwrites(['a.png', 'sub/../hard.png', 'b.png'], inputs) == [('a.png', inputs[0]),
                                                                              ('sub/../hard.png', inputs[0])]
+    calls = []
+    with pytest.raises(ValueError, match=r'a.png: the output would overwrite the input .*a.png \(the same path\)'):
+        process_folder(tmp_path, calls.append, output_for=lambda path: path, show_progress=False)
+    assert calls == [] and (tmp_path / 'a.png').read_bytes() == b'a'
 
 
 # ================================================================ resource exhaustion

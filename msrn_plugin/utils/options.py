@@ -1,14 +1,6 @@
-"""Safe loading of BasicSR option files.
+"""Safe reading of BasicSR option files and ``--force_yml`` overrides: plain data only, bounded aliases, UTF-8.
 
-BasicSR 1.4.2 parses option files with PyYAML's full ``Loader``, which constructs arbitrary Python objects: a file
-containing ``!!python/object/apply:os.system [...]`` runs that command when it is parsed. :class:`SafeOrderedLoader`
-keeps what option files need (ordered mappings, ``!!float``, ``~``, lists, anchors) and refuses every Python tag.
-``msrn_plugin.compat`` installs it into BasicSR's parser; scripts that read option files call :func:`load_options`.
-
-BasicSR's ``--force_yml key:sub=value`` overrides are also code paths: ``parse_options`` builds
-``opt["key"]["sub"]=value`` as a string and ``exec``-utes it, and ``eval``-uates values that start with ``[``.
-:func:`check_force_yml` refuses keys that could break out of that string, :func:`parse_override_value` replaces the
-``eval`` (compat fix 2), and :func:`apply_force_yml` applies the overrides to a copy for the start-up checks.
+What is refused and why: docs/reliability.md ("Option files run no code", "Untrusted inputs").
 """
 import codecs
 import copy

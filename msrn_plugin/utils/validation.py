@@ -1,24 +1,6 @@
-"""Start-up checks of an option file and its data, before BasicSR creates a folder or runs an iteration.
+"""Start-up checks of options and data (:func:`validate_options`), before BasicSR creates a folder or runs anything.
 
-BasicSR 1.4.2 finds most mistakes late: a network for another scale fails at the first validation, a ``gt_size``
-larger than the sub-images at the first batch, an LMDB key missing from ``data.mdb`` in the middle of an epoch, and
-a typo in ``network_g`` as a ``TypeError`` after the experiment folder was made. :func:`validate_options` finds them
-at start-up and reports every problem at once, each naming the option key or the file and the fix.
-
-Checks (``is_train=False`` skips the training-only ones):
-
-- required sections (``name``, ``model_type``, ``datasets``, ``network_g``, ``path``; for training ``datasets.train``,
-  ``train.total_iter``, ``logger``) and the registered ``type`` of the model, network, datasets, losses and metrics;
-- ``num_gpu`` and ``prefetch_mode: cuda`` against the GPUs present;
-- ``network_g`` arguments against the architecture's signature (unknown keys, with suggestions; missing required
-  ones; values the constructor rejects) and ``scale`` against ``network_g.upscale``;
-- dataroots: present, a folder, readable, holding only image files (folder backend), or an LMDB with ``data.mdb``,
-  a well-formed ``meta_info.txt`` and every listed key present in the database;
-- LQ/GT pairs: names that pair up, and sizes that match the scale (every pair of an LMDB from ``meta_info.txt``, an
-  evenly spaced sample of a folder);
-- training ``gt_size``: divisible by the scale and not larger than the smallest GT image;
-- pretrained checkpoints (``path.pretrain_network_*``): readable without running code, and matching the network
-  (another scale or architecture is named as such).
+The checks and the messages they give: docs/reliability.md ("Start-up validation", "Untrusted inputs").
 """
 import difflib
 import inspect
