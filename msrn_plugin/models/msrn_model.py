@@ -10,7 +10,6 @@ from collections import OrderedDict
 from typing import Any, List, Mapping, Optional
 
 from msrn_plugin.inference.ensemble import self_ensemble
-from msrn_plugin.utils.checkpoint import atomic_torch_save
 
 logger = logging.getLogger('basicsr')
 
@@ -236,24 +235,31 @@ class MSRNModel(SRModel):
         self.output = self.output.float()
 
     def save_training_state(self, epoch: int, current_iter: int) -> None:
-        """Save epoch, iteration, optimizers, schedulers and the fp16 gradient scaler (rank 0, atomic write).
+        """Save epoch, iteration, optimizers, schedulers and the fp16 gradient scaler.
+
+        Called on every rank (as BasicSR's trainer does): rank 0 writes atomically, retried as upstream, and every
+        rank raises if it finally fails (:func:`msrn_plugin.compat.plugin_fixes.save_on_rank0`).
 
         Args:
             epoch (int): Current epoch.
             current_iter (int): Current iteration (-1: nothing is saved, as upstream).
         """
-        from basicsr.utils.dist_util import get_dist_info
-        if current_iter == -1 or get_dist_info()[0] != 0:
+        from msrn_plugin.compat.plugin_fixes import save_on_rank0
+        if current_iter == -1:
             return
-        state = {
-            'epoch': epoch,
-            'iter': current_iter,
-            'optimizers': [o.state_dict() for o in self.optimizers],
-            'schedulers': [s.state_dict() for s in self.schedulers]
-        }
-        if self.scaler is not None:
-            state['scaler'] = self.scaler.state_dict()
-        atomic_torch_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+        def build() -> dict:
+            state = {
+                'epoch': epoch,
+                'iter': current_iter,
+                'optimizers': [o.state_dict() for o in self.optimizers],
+                'schedulers': [s.state_dict() for s in self.schedulers]
+            }
+            if self.scaler is not None:
+                state['scaler'] = self.scaler.state_dict()
+            return state
+
+        save_on_rank0(build, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
     def resume_training(self, resume_state: dict) -> None:
         """Reload optimizers, schedulers and, for fp16, the gradient scaler's state.
