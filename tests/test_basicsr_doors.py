@@ -147,6 +147,20 @@ def test_module_doors_write_under_the_current_folder(tree_run, data, tmp_path):
     _assert_nothing_in_site_packages()
 
 
+def test_stock_train_script_under_torchrun_with_a_stock_nccl_option_file(basicsr_tree, data, tmp_path):
+    """2 CPU processes, ``dist_params: {backend: nccl}``: gloo, said once; rank 0 alone writes, in the tree."""
+    opt = h.train_options(data, 'tiny_door_ddp', total_iter=2)
+    opt['dist_params'] = {'backend': 'nccl', 'port': 29500}
+    yml = h.write_yaml(opt, str(tmp_path / 'ddp.yml'))
+    cmd = h.torchrun(['basicsr/train.py', '-opt', yml, '--launcher', 'pytorch'], nproc=2, port=h.free_port())
+    output = h.finish([h.start(cmd, cwd=str(basicsr_tree), env=_env())], TIMEOUT)[0]
+    assert output.count("dist_params.backend is 'nccl' but no CUDA GPU is visible: using gloo.") == 1
+    exp = basicsr_tree / 'experiments' / 'tiny_door_ddp'
+    assert _files(exp / 'models') == ['net_g_2.pth', 'net_g_latest.pth']
+    with open(glob.glob(str(exp / 'train_*.log'))[0]) as f:
+        assert 'World size (gpu number): 2' in f.read()
+
+
 @pytest.mark.parametrize('door', ['stock script', 'module', 'plugin script'])
 def test_every_door_runs_the_start_up_checks(door, basicsr_tree, data, tmp_path):
     """A typo in network_g is refused before anything is written, with the plugin's message and exit status 2."""
