@@ -298,6 +298,19 @@ def test_tiles_bound_what_the_network_sees():
     assert tiled.shape == (140, 200, 3) and np.abs(tiled.astype(int) - whole).max() <= 1
 
 
+def test_tiled_enhance_holds_the_output_image_and_one_tile():
+    """With --tile, the float copies are per tile: the peak is the uint8 output plus a tile, not 4 float32 images."""
+    upsampler = MSRNer(MSRN(num_feat=8, num_block=1, upscale=2).eval(), 2, tile=24)
+    img = (np.random.default_rng(1).random((200, 300, 3)) * 255).astype(np.uint8)
+    out_bytes = 400 * 600 * 3
+    tracemalloc.start()
+    out = upsampler.enhance(img)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert out.shape == (400, 600, 3) and out.dtype == np.uint8
+    assert peak < 2 * out_bytes, peak  # the whole-image float path held 13 x out_bytes (float32 copies)
+
+
 # ================================================================ values checked before side effects
 
 

@@ -304,6 +304,10 @@ class MSRNer:
     def enhance(self, img: np.ndarray, progress: bool = False) -> np.ndarray:
         """Upscale one image as returned by :func:`msrn_plugin.utils.image_io.read_image`.
 
+        With tiling, each padded tile goes through the whole conversion (float, network, rounding) on its own and
+        its centre is written straight into the output array: memory is the output image in its own dtype plus one
+        tile, whatever the image size (the stitched result is the same as the whole-image one).
+
         Args:
             img (np.ndarray): HxW, HxWx3 (BGR) or HxWx4 (BGRA); uint8 or uint16.
             progress (bool): Show a bar over tiles. Default: False.
@@ -317,28 +321,45 @@ class MSRNer:
         if img.dtype not in (np.uint8, np.uint16):
             raise UnsupportedImageError(f'images must be uint8 or uint16, got {img.dtype}; convert the file to 8- or '
                                         '16-bit PNG.')
-        max_value = float(np.iinfo(img.dtype).max)
         num_ch = 1 if img.ndim == 2 else img.shape[2]
         if img.ndim not in (2, 3) or num_ch not in (1, 3, 4):
             raise UnsupportedImageError(f'images must be gray, BGR or BGRA, got shape {img.shape}.')
+        if self.num_in_ch == 1 and num_ch >= 3:
+            raise UnsupportedImageError('the model takes 1-channel (gray) images but this image is in colour; '
+                                        'convert it to gray first or use a 3-channel checkpoint.')
+        h, w = img.shape[:2]
+        s, tile, pad = self.scale, self.tile, self.tile_pad
+        if not tile or (h <= tile and w <= tile):
+            return self._enhance_block(img)
+        out = np.empty((h * s, w * s) + img.shape[2:], img.dtype)
+        boxes = [(y0, min(y0 + tile, h), x0, min(x0 + tile, w)) for y0 in range(0, h, tile) for x0 in range(0, w, tile)]
+        for y0, y1, x0, x1 in tqdm(boxes, desc='tiles', unit='tile', disable=not progress, leave=False):
+            py0, py1, px0, px1 = max(y0 - pad, 0), min(y1 + pad, h), max(x0 - pad, 0), min(x1 + pad, w)
+            block = self._enhance_block(img[py0:py1, px0:px1])
+            oy, ox = (y0 - py0) * s, (x0 - px0) * s
+            out[y0 * s:y1 * s, x0 * s:x1 * s] = block[oy:oy + (y1 - y0) * s, ox:ox + (x1 - x0) * s]
+        return out
+
+    def _enhance_block(self, img: np.ndarray) -> np.ndarray:
+        """:meth:`enhance` of a whole image or of one padded tile, in one forward (checked input)."""
+        max_value = float(np.iinfo(img.dtype).max)
+        num_ch = 1 if img.ndim == 2 else img.shape[2]
         data = img.astype(np.float32) / max_value
         alpha = data[:, :, 3] if num_ch == 4 else None
         color = data[:, :, :3] if num_ch >= 3 else data
-        if self.num_in_ch == 1 and color.ndim == 3:
-            raise UnsupportedImageError('the model takes 1-channel (gray) images but this image is in colour; '
-                                        'convert it to gray first or use a 3-channel checkpoint.')
-        out = self._run_image(color, progress)
+        out = self._run_image(color)
         if alpha is not None:
             if self.alpha_upsampler == 'model':
-                out_alpha = self._run_image(alpha, progress)
+                out_alpha = self._run_image(alpha)
             else:
                 h, w = alpha.shape
                 out_alpha = cv2.resize(alpha, (w * self.scale, h * self.scale), interpolation=cv2.INTER_CUBIC)
             out = np.concatenate([out, np.clip(out_alpha, 0, 1)[:, :, None]], axis=2)
         return (np.clip(out, 0, 1) * max_value).round().astype(img.dtype)
 
-    def _run_image(self, data: np.ndarray, progress: bool) -> np.ndarray:
-        """float32 HxW (gray) or HxWx3 (BGR) in [0, 1] -> the same layout upscaled."""
+    @torch.no_grad()
+    def _run_image(self, data: np.ndarray) -> np.ndarray:
+        """float32 HxW (gray) or HxWx3 (BGR) in [0, 1] -> the same layout upscaled, in one forward."""
         gray = data.ndim == 2
         if self.num_in_ch == 1:
             if not gray:
@@ -346,7 +367,7 @@ class MSRNer:
             chw = data[None]
         else:
             chw = np.repeat(data[None], 3, axis=0) if gray else data[:, :, ::-1].transpose(2, 0, 1)  # BGR -> RGB
-        out = self.forward_tensor(torch.from_numpy(np.ascontiguousarray(chw))[None], progress)[0].cpu().numpy()
+        out = self._forward_tile(torch.from_numpy(np.ascontiguousarray(chw))[None])[0].cpu().numpy()
         if out.shape[0] == 1:
             return out[0]
         out = out.transpose(1, 2, 0)[:, :, ::-1]  # RGB -> BGR
