@@ -178,6 +178,20 @@ def test_convert_onto_its_own_input(tmp_path):
     assert src.read_bytes() == before and sorted(os.listdir(tmp_path)) == ['MSRN_x2.pt', 'link.pth']
 
 
+@pytest.mark.parametrize('where', ['same', 'parent'])
+def test_haze_synthesis_does_not_replace_the_folder_of_its_inputs(tmp_path, where):
+    from msrn_plugin.prep.haze import synthesize_haze_folder
+    clear = tmp_path / 'data' / 'clear_in'
+    write_image(clear / 'a.png', np.full((16, 16, 3), 120, np.uint8))
+    before = files_under(str(tmp_path))
+    output = clear if where == 'same' else tmp_path / 'data'
+    with pytest.raises(PrepError) as err:
+        synthesize_haze_folder(clear, output, overwrite=True)
+    assert str(err.value) == (f'{output}: the output folder is replaced as a whole, and it holds the input {clear}; '
+                              'nothing was written. Choose an output folder outside the folder of clear images.')
+    assert files_under(str(tmp_path)) == before
+
+
 def test_find_overwrites_resolves_links_and_relative_paths(tmp_path, monkeypatch):
     (tmp_path / 'a.png').write_bytes(b'a')
     os.link(tmp_path / 'a.png', tmp_path / 'hard.png')

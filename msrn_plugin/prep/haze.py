@@ -12,6 +12,7 @@ from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from msrn_plugin.prep import PrepError
 from msrn_plugin.utils.image_io import PathType, is_image_file, read_image, write_image
+from msrn_plugin.utils.outputs import check_folder_not_replacing
 
 logger = logging.getLogger(__name__)
 
@@ -258,6 +259,8 @@ def synthesize_haze_folder(input_folder: PathType,
     names = sorted(n for n in os.listdir(input_folder) if is_image_file(n) and osp.isfile(osp.join(input_folder, n)))
     if not names:
         raise PrepError(f'{input_folder}: no image files (.png, .jpg, .bmp, .tif, ...) found.')
+    check_folder_not_replacing(output_folder, [input_folder], error=PrepError,
+                               hint='Choose an output folder outside the folder of clear images.')
     images = ((osp.splitext(n)[0], read_image(osp.join(input_folder, n))) for n in names)
     return synthesize_haze_pairs(images, output_folder, num_per_image=num_per_image, airlight_range=airlight_range,
                                  beta_range=beta_range, depth_mode=depth_mode, depth_range=depth_range, seed=seed,

@@ -73,4 +73,27 @@ def check_no_overwrite(outputs: Iterable[PathType],
     raise error(f'{out}: the output would overwrite the input {inp} ({same}){more}; nothing was written. {hint}')
 
 
-__all__ = ['check_no_overwrite', 'find_overwrites']
+def check_folder_not_replacing(folder: PathType,
+                               inputs: Iterable[PathType],
+                               error: Type[Exception] = ValueError,
+                               hint: str = 'Choose an output folder outside the input.') -> None:
+    """Refuse to replace ``folder`` as a whole when an input lies in it (or is it), links resolved.
+
+    Args:
+        folder (str | PathLike): A folder the run deletes or replaces.
+        inputs (Iterable[str | PathLike]): Files or folders the run reads.
+        error (type): The exception to raise. Default: ValueError.
+        hint (str): The fix, appended to the message. Default: 'Choose an output folder outside the input.'.
+
+    Raises:
+        error: Naming the folder and the input inside it.
+    """
+    root = _real(os.fspath(folder))
+    for path in map(os.fspath, inputs):
+        real = _real(path)
+        if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+            raise error(f'{folder}: the output folder is replaced as a whole, and it holds the input {path}; nothing '
+                        f'was written. {hint}')
+
+
+__all__ = ['check_folder_not_replacing', 'check_no_overwrite', 'find_overwrites']
