@@ -1,6 +1,7 @@
 """Training speed of MSRN under each speed switch, and loader rate against consumption (scripts/benchmark_train.py)."""
 import copy
 import logging
+import multiprocessing
 import os
 import platform
 import tempfile
@@ -82,7 +83,13 @@ def measure_mode(switches: dict, device: str = 'cpu', scale: int = 4, batch_size
             'loss': float(model.log_dict['l_pix'])}
 
 
-def measure_modes(modes: Sequence[str] = tuple(MODES), device: str = 'cpu', **kwargs) -> List[dict]:
+def _measure_in_child(name: str, device: str, threads: int, kwargs: dict) -> Dict[str, float]:
+    torch.set_num_threads(threads)
+    return measure_mode(MODES[name], device, **kwargs)
+
+
+def measure_modes(modes: Sequence[str] = tuple(MODES), device: str = 'cpu', isolate: bool = True,
+                  **kwargs) -> List[dict]:
     """:func:`measure_mode` for each named mode; each row also gets ``speedup`` against the fp32 row.
 
     A mode that cannot run here (refused by the start-up checks, or failing) gets ``error`` instead of figures.
@@ -90,6 +97,9 @@ def measure_modes(modes: Sequence[str] = tuple(MODES), device: str = 'cpu', **kw
     Args:
         modes (Sequence[str]): Keys of :data:`MODES`, the fp32 row first. Default: all.
         device (str): 'cpu' or 'cuda'. Default: 'cpu'.
+        isolate (bool): Run each mode in a fresh process (spawned), so that no mode inherits another's process-wide
+            flags, caches or compiled graphs (measured here: in one process the rows depended on their order).
+            Default: True.
         **kwargs: Sizes and step counts for :func:`measure_mode`.
 
     Returns:
@@ -101,7 +111,12 @@ def measure_modes(modes: Sequence[str] = tuple(MODES), device: str = 'cpu', **kw
     try:
         for name in modes:
             try:
-                row = dict(mode=name, **measure_mode(MODES[name], device, **kwargs))
+                if isolate:
+                    with multiprocessing.get_context('spawn').Pool(1) as pool:
+                        figures = pool.apply(_measure_in_child, (name, device, torch.get_num_threads(), kwargs))
+                else:
+                    figures = measure_mode(MODES[name], device, **kwargs)
+                row = dict(mode=name, **figures)
             except Exception as err:  # a row that cannot run is reported, the others still run
                 row = {'mode': name, 'error': f'{type(err).__name__}: {err}'.splitlines()[0][:300]}
             rows.append(row)
