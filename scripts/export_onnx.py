@@ -21,6 +21,7 @@ from msrn_plugin.inference import add_network_arguments, load_msrn
 from msrn_plugin.inference.export import compare_onnx, export_onnx
 from msrn_plugin.utils.checkpoint import CheckpointError
 from msrn_plugin.utils.image_io import ImageReadError, read_image
+from msrn_plugin.utils.outputs import check_no_overwrite
 from msrn_plugin.utils.photos import load_photo
 
 
@@ -48,6 +49,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     try:
+        check_no_overwrite([args.output], [args.model_path] + ([args.check_image] if args.check_image else []),
+                           error=CheckpointError, hint='Write the .onnx file to another --output.')
         model, opt = load_msrn(args.model_path, param_key=args.param_key, img_range=args.img_range,
                                global_residual=args.global_residual)
     except CheckpointError as err:

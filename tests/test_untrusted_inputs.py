@@ -178,6 +178,17 @@ def test_convert_onto_its_own_input(tmp_path):
     assert src.read_bytes() == before and sorted(os.listdir(tmp_path)) == ['MSRN_x2.pt', 'link.pth']
 
 
+def test_onnx_export_onto_its_own_checkpoint(tmp_path, data, caplog):
+    import export_onnx as export_script
+    ckpt = tmp_path / 'net.pth'
+    ckpt.write_bytes(open(data['ckpt'], 'rb').read())
+    before = ckpt.read_bytes()
+    assert export_script.main(['--model_path', str(ckpt), '-o', str(ckpt)]) == 2
+    assert f'{ckpt}: the output would overwrite the input {ckpt} (the same path); nothing was written. Write the ' \
+        '.onnx file to another --output.' in caplog.text
+    assert ckpt.read_bytes() == before and os.listdir(tmp_path) == ['net.pth']
+
+
 @pytest.mark.parametrize('where', ['same', 'parent'])
 def test_haze_synthesis_does_not_replace_the_folder_of_its_inputs(tmp_path, where):
     from msrn_plugin.prep.haze import synthesize_haze_folder
