@@ -18,7 +18,9 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 stamp="$VENV/.msrn-basicsr-installed"
 # Re-install when any packaging file changes (setup.py and the .pth ship the start-up hook).
 want="$(cat setup.cfg pyproject.toml setup.py msrn_basicsr_hook.pth scripts/setup_env.sh | sha256sum | cut -c1-16)"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$VENV/bin/python" -c 'import msrn_plugin, msrn_basicsr_hook' 2>/dev/null; then
+hook_ok='import sys; hooked = type(sys.meta_path[0]).__name__ == "BasicSRImportHook"; import msrn_plugin; assert hooked'
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
+    && env -u MSRN_BASICSR_DISABLE_HOOK "$VENV/bin/python" -c "$hook_ok" 2>/dev/null; then
   echo "[setup] $VENV is up to date"
   exit 0
 fi
