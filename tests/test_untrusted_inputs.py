@@ -367,6 +367,20 @@ def test_batch_size_values(tmp_path, data, value, expected):
     assert f'datasets.train.batch_size_per_gpu: {expected}' in message
 
 
+@pytest.mark.parametrize('change,expected', [
+    (dict(datasets__train__io_backend='disk'), "datasets.train.io_backend: must be a section (key: value lines, e.g. "
+     "type: ...), got the str 'disk'."),
+    (dict(train__scheduler='MultiStepLR'), "train.scheduler: must be a section (key: value lines, e.g. type: ...), got "
+     "the str 'MultiStepLR'."),
+    (dict(path__pretrain_network_g=5), 'path.pretrain_network_g: 5 is not a file path.'),
+    (dict(train__pixel_opt__reduction='avg'), "train.pixel_opt.reduction: 'avg' is not one of none, mean, sum."),
+    (dict(datasets__train__use_hflip='yes'), "datasets.train.use_hflip: 'yes' is not true or false; write e.g. true."),
+])
+def test_sections_paths_and_choices(tmp_path, data, change, expected):
+    message = _refused(tmp_path, 'train', edit(train_options(data['gt'], data['lq']), **change))
+    assert f'  - {expected}' in message
+
+
 def test_lr_written_as_1e_3_is_the_number_with_a_note(tmp_path, data, caplog):
     opt = train_options(data['gt'], data['lq'])
     text = yaml.safe_dump(opt, sort_keys=False).replace('lr: 0.001', 'lr: 1e-3').replace('gamma: 0.5', "gamma: '0.5'")

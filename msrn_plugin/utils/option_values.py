@@ -101,6 +101,15 @@ _RULES_TRAIN: Tuple[_Rule, ...] = (
     ('logger.use_tb_logger', 'bool', None, '', 'true'),
     ('val.val_freq', 'whole', lambda v: v >= 1, '>= 1', '5000'),
 )
+_TEXT_RULES: Tuple[Tuple[str, Optional[Tuple[str, ...]], str], ...] = (
+    ('path.pretrain_network_*', None, 'a file path'),
+    ('path.resume_state', None, 'a file path'),
+    ('path.param_key_*', None, 'a key such as params or params_ema (~ for a bare state dict)'),
+    ('train.*_opt.reduction', ('none', 'mean', 'sum'), 'one of none, mean, sum'),
+)
+#: Values BasicSR reads as sections (``.get`` / ``.pop`` on them): anything else fails after folders were made.
+_SECTIONS = ('datasets.*.io_backend', 'train.optim_*', 'train.scheduler', 'train.*_opt', 'val.metrics', 'val.metrics.*',
+             'logger.wandb')
 _LISTS = {'train.optim_*.betas': 2, 'train.scheduler.milestones': 0, 'train.scheduler.periods': 0,
           'train.scheduler.restart_weights': 0}
 
@@ -145,6 +154,24 @@ def _value_problem(key: str, value: Any, kind: str, test: Optional[Callable[[flo
     return None
 
 
+def check_sections(opt: Mapping) -> List[str]:
+    """Values BasicSR uses as sections (``io_backend``, ``optim_g``, ``scheduler``, losses, metrics) must be ones.
+
+    Args:
+        opt (Mapping): Options.
+
+    Returns:
+        list[str]: One problem per value that is not a section.
+    """
+    problems = []
+    for dotted in _SECTIONS:
+        for key, value in _find(opt, dotted.split('.'), ''):
+            if value is not None and not isinstance(value, Mapping):
+                problems.append(f'{key}: must be a section (key: value lines, e.g. type: ...), got the '
+                                f'{type(value).__name__} {value!r}.')
+    return problems
+
+
 def check_values(opt: Mapping, is_train: bool) -> List[str]:
     """Types and ranges of the option values BasicSR 1.4.2 uses without checking them.
 
@@ -169,6 +196,11 @@ def check_values(opt: Mapping, is_train: bool) -> List[str]:
             problem = _value_problem(key, value, kind, test, words, example)
             if problem:
                 problems.append(problem)
+    for dotted, choices, words in _TEXT_RULES:
+        for key, value in _find(opt, dotted.split('.'), ''):
+            if value is not None and (not isinstance(value, str) or not value.strip()
+                                      or (choices is not None and value not in choices)):
+                problems.append(f'{key}: {value!r} is not {words}.')
     if is_train:
         train_set = (opt.get('datasets') or {}).get('train')
         if isinstance(train_set, Mapping):
@@ -178,4 +210,4 @@ def check_values(opt: Mapping, is_train: bool) -> List[str]:
     return problems
 
 
-__all__ = ['check_names', 'check_values', 'plain_name_problem']
+__all__ = ['check_names', 'check_sections', 'check_values', 'plain_name_problem']

@@ -14,7 +14,7 @@ from msrn_plugin.utils.checkpoint import (CheckpointError, checkpoint_upscale, n
                                           record_differences, safe_torch_load, strip_module_prefix)
 from msrn_plugin.utils.image_io import ImageReadError, image_size, is_image_file
 from msrn_plugin.utils.misc import format_examples as _examples
-from msrn_plugin.utils.option_values import check_names, check_values
+from msrn_plugin.utils.option_values import check_names, check_sections, check_values
 from msrn_plugin.utils.options import coerce_float_strings
 
 logger = logging.getLogger('basicsr')
@@ -424,8 +424,8 @@ def _check_pretrained(opt: Mapping, net_key: str, net: Optional[torch.nn.Module]
     suffix = net_key[len('network_'):]
     key = f'path.pretrain_{net_key}'
     path = opt['path'].get(f'pretrain_{net_key}')
-    if not path:
-        return []
+    if not path or not isinstance(path, (str, os.PathLike)):
+        return []  # a value that is not a path is reported by check_values
     path = os.path.expanduser(os.fspath(path))
     try:
         ckpt = safe_torch_load(path)
@@ -572,7 +572,7 @@ def validate_options(opt: Mapping,
     for note in notes:
         logger.warning(f'{source}: {note}')
     problems = _check_structure(opt, is_train)
-    problems += check_names(opt, is_train)
+    problems += check_names(opt, is_train) + check_sections(opt)
     if problems:
         raise OptionValidationError(problems, source)
     problems += check_values(opt, is_train)
