@@ -37,9 +37,6 @@ def main(argv=None) -> int:
     parser.add_argument('--workers', type=int, nargs='+', default=None,
                         help='loader workers to measure; default 0 4 8 (0 2 with --quick); 0 alone: one process')
     parser.add_argument('--no-loader', action='store_true', help='skip the loader rows')
-    parser.add_argument('--no-isolate', action='store_true',
-                        help='run every mode in this process (default: each in a fresh process, so that no mode '
-                        "inherits another's flags, caches or compiled graphs)")
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
     args = parser.parse_args(argv)
     if args.device == 'cuda' and not torch.cuda.is_available():
@@ -58,8 +55,8 @@ def main(argv=None) -> int:
     print(f'Machine: {machine_description(args.device)}')
     print(f'MSRN x{args.scale}, {sizes["num_feat"]} features x {sizes["num_block"]} blocks, batch '
           f'{sizes["batch_size"]} of {sizes["lq_size"]}x{sizes["lq_size"]} LR patches, L1 + Adam; '
-          f'{sizes["warmup"]} warm-up + {sizes["steps"]} timed steps per mode', flush=True)
-    rows = measure_modes(args.modes, args.device, isolate=not args.no_isolate, scale=args.scale, **sizes)
+          f'{sizes["warmup"]} warm-up + {sizes["steps"]} timed steps per mode, round-robin, median', flush=True)
+    rows = measure_modes(args.modes, args.device, scale=args.scale, **sizes)
     print(format_table(rows), flush=True)
     if args.device == 'cpu' and 'TF32' in args.modes:
         print('(TF32 is a CUDA mode: on a CPU the TF32 row runs the same fp32 kernels as the fp32 row.)')

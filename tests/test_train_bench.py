@@ -16,7 +16,7 @@ def test_modes_are_the_rows_of_the_issue():
 
 def test_measure_modes_gives_each_row_against_fp32():
     flags = (torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision())
-    rows = measure_modes(['fp32 eager', 'bf16+channels_last'], 'cpu', isolate=False, **TINY)
+    rows = measure_modes(['fp32 eager', 'bf16+channels_last'], 'cpu', **TINY)
     assert (torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision()) == flags  # restored
     assert [r['mode'] for r in rows] == ['fp32 eager', 'bf16+channels_last']
     assert rows[0]['speedup'] == 1.0
@@ -29,7 +29,7 @@ def test_measure_modes_gives_each_row_against_fp32():
 
 def test_refused_mode_is_reported_not_raised(monkeypatch):
     monkeypatch.setattr(msrn_model, 'find_cxx_compiler', lambda: None)
-    rows = measure_modes(['bf16+channels_last+compile'], 'cpu', isolate=False, **TINY)
+    rows = measure_modes(['bf16+channels_last+compile'], 'cpu', **TINY)
     assert rows == [{'mode': 'bf16+channels_last+compile',
                      'error': 'ValueError: Training switches refused: use_compile: torch.compile on the CPU needs a '
                               'C++ compiler and none was found ($CXX, g++, c++, clang++); install one (e.g. apt-get '
@@ -50,8 +50,3 @@ def test_benchmark_data_script_prints_the_ratio_and_disk_use(capsys):
     assert re.search(r'raw / PNG LMDB with 0 workers: [\d.]+x goal >= 10x: (met|NOT met)', out)
     assert re.search(r'Disk use for the same images \(HR \+ x4\): raw [\d.]+ MiB, PNG sub-images \(480/240\) [\d.]+ '
                      'MiB', out)
-
-
-def test_isolated_mode_runs_in_a_fresh_process():
-    rows = measure_modes(['bf16'], 'cpu', isolate=True, **TINY)
-    assert rows[0]['mode'] == 'bf16' and rows[0]['it_per_s'] > 0 and 'speedup' not in rows[0]  # no fp32 row

@@ -1,14 +1,14 @@
 """Training speed of MSRN under each speed switch, and loader rate against consumption (scripts/benchmark_train.py)."""
 import copy
 import logging
-import multiprocessing
 import os
 import platform
+import statistics
 import tempfile
 import time
 import torch
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 logger = logging.getLogger('basicsr')
 
@@ -39,91 +39,68 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure_mode(switches: dict, device: str = 'cpu', scale: int = 4, batch_size: int = 16, lq_size: int = 64,
-                 num_feat: int = 64, num_block: int = 8, warmup: int = 2, steps: int = 5) -> Dict[str, float]:
-    """Time ``MSRNModel.optimize_parameters`` with one set of switches on random data already on the device.
+def measure_modes(modes: Sequence[str] = tuple(MODES), device: str = 'cpu', scale: int = 4, batch_size: int = 16,
+                  lq_size: int = 64, num_feat: int = 64, num_block: int = 8, warmup: int = 2,
+                  steps: int = 5) -> List[dict]:
+    """Time ``MSRNModel.optimize_parameters`` under each mode, on random data already on the device.
+
+    Every mode gets its own model (same seed) and its warm-up steps (compilation happens there); then the timed steps
+    go round-robin, one step of each mode per round (with that mode's TF32 flags set), and each mode's median step
+    time is reported. A machine whose load changes during the run (shared CPUs) then slows every mode alike instead
+    of whichever ran at the wrong moment. A mode that cannot run here (refused by the start-up checks, or failing)
+    gets ``error`` instead of figures.
 
     Args:
-        switches (dict): Top-level switches (see :data:`MODES`).
+        modes (Sequence[str]): Keys of :data:`MODES`. Default: all.
         device (str): 'cpu' or 'cuda'. Default: 'cpu'.
         scale (int): Upscale factor. Default: 4.
         batch_size (int): Patches per step (the paper: 16). Default: 16.
         lq_size (int): LR patch size (the paper: 64). Default: 64.
         num_feat (int): MSRN width (the paper: 64). Default: 64.
         num_block (int): MSRN blocks (the paper: 8). Default: 8.
-        warmup (int): Untimed steps first (compilation happens here). Default: 2.
-        steps (int): Timed steps. Default: 5.
+        warmup (int): Untimed steps of each mode first. Default: 2.
+        steps (int): Timed steps of each mode. Default: 5.
 
     Returns:
-        dict: ``it_per_s``, ``patches_per_s``, ``warmup_s`` (time of the warm-up steps, compile included) and
-        ``loss`` (of the last step, to see that the mode trains).
-
-    Raises:
-        ValueError: If the switches cannot work here (fp16 on a CPU, compile without a compiler, ...).
+        list[dict]: One row per mode: ``mode``, ``it_per_s``, ``patches_per_s``, ``warmup_s`` (compile included),
+        ``loss`` (last step) and ``speedup`` against the fp32 row when it ran; or ``mode`` and ``error``.
     """
-    from msrn_plugin.models.msrn_model import MSRNModel
-    torch.manual_seed(0)
-    if switches.get('use_compile'):
-        torch._dynamo.reset()
-    model = MSRNModel(model_options(device, scale, num_feat, num_block, **switches))
-    data = {'lq': torch.rand(batch_size, 3, lq_size, lq_size, device=device),
-            'gt': torch.rand(batch_size, 3, lq_size * scale, lq_size * scale, device=device)}
-    model.feed_data(data)
-    start = time.perf_counter()
-    for i in range(warmup):
-        model.optimize_parameters(i + 1)
-    _sync(device)
-    warmup_s = time.perf_counter() - start
-    start = time.perf_counter()
-    for i in range(steps):
-        model.optimize_parameters(warmup + i + 1)
-    _sync(device)
-    seconds = (time.perf_counter() - start) / steps
-    return {'it_per_s': 1 / seconds, 'patches_per_s': batch_size / seconds, 'warmup_s': warmup_s,
-            'loss': float(model.log_dict['l_pix'])}
-
-
-def _measure_in_child(name: str, device: str, threads: int, kwargs: dict) -> Dict[str, float]:
-    torch.set_num_threads(threads)
-    return measure_mode(MODES[name], device, **kwargs)
-
-
-def measure_modes(modes: Sequence[str] = tuple(MODES), device: str = 'cpu', isolate: bool = True,
-                  **kwargs) -> List[dict]:
-    """:func:`measure_mode` for each named mode; each row also gets ``speedup`` against the fp32 row.
-
-    A mode that cannot run here (refused by the start-up checks, or failing) gets ``error`` instead of figures.
-
-    Args:
-        modes (Sequence[str]): Keys of :data:`MODES`, the fp32 row first. Default: all.
-        device (str): 'cpu' or 'cuda'. Default: 'cpu'.
-        isolate (bool): Run each mode in a fresh process (spawned), so that no mode inherits another's process-wide
-            flags, caches or compiled graphs (measured here: in one process the rows depended on their order).
-            Default: True.
-        **kwargs: Sizes and step counts for :func:`measure_mode`.
-
-    Returns:
-        list[dict]: One row per mode: ``mode`` and the figures (or ``error``).
-    """
+    from msrn_plugin.models.msrn_model import MSRNModel, set_tf32
     flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
              torch.get_float32_matmul_precision())
-    rows = []
+    rows, models, times = [], {}, {}
     try:
         for name in modes:
+            switches = MODES[name]
             try:
-                if isolate:
-                    with multiprocessing.get_context('spawn').Pool(1) as pool:
-                        figures = pool.apply(_measure_in_child, (name, device, torch.get_num_threads(), kwargs))
-                else:
-                    figures = measure_mode(MODES[name], device, **kwargs)
-                row = dict(mode=name, **figures)
+                torch.manual_seed(0)
+                model = MSRNModel(model_options(device, scale, num_feat, num_block, **switches))
+                model.feed_data({'lq': torch.rand(batch_size, 3, lq_size, lq_size, device=device),
+                                 'gt': torch.rand(batch_size, 3, lq_size * scale, lq_size * scale, device=device)})
+                start = time.perf_counter()
+                for i in range(warmup):
+                    model.optimize_parameters(i + 1)
+                _sync(device)
+                rows.append({'mode': name, 'warmup_s': time.perf_counter() - start})
+                models[name], times[name] = model, []
             except Exception as err:  # a row that cannot run is reported, the others still run
-                row = {'mode': name, 'error': f'{type(err).__name__}: {err}'.splitlines()[0][:300]}
-            rows.append(row)
-            logger.info('%s', row)
+                rows.append({'mode': name, 'error': f'{type(err).__name__}: {err}'.splitlines()[0][:300]})
+        for step in range(steps):
+            for name, model in models.items():
+                set_tf32(MODES[name].get('fast_matmul', False))
+                _sync(device)
+                start = time.perf_counter()
+                model.optimize_parameters(warmup + step + 1)
+                _sync(device)
+                times[name].append(time.perf_counter() - start)
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags[:2]
         torch.set_float32_matmul_precision(flags[2])
+    for row in rows:
+        if 'error' not in row:
+            seconds = statistics.median(times[row['mode']])
+            row.update(it_per_s=1 / seconds, patches_per_s=batch_size / seconds,
+                       loss=float(models[row['mode']].log_dict['l_pix']))
     base = next((r for r in rows if r['mode'] == 'fp32 eager' and 'error' not in r), None)
     for row in rows:
         if base is not None and 'error' not in row:

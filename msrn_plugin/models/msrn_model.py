@@ -33,6 +33,13 @@ def find_cxx_compiler() -> Optional[str]:
     return None
 
 
+def set_tf32(enabled: bool) -> None:
+    """``fast_matmul``: TF32 matmuls and cuDNN convolutions on (True) or off (False, full fp32); process-wide."""
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+    torch.set_float32_matmul_precision('high' if enabled else 'highest')
+
+
 def _fp16_supported(device_type: str) -> bool:
     """fp16 autocast with a gradient scaler is offered on CUDA only (on a CPU it is slow and not worth it)."""
     return device_type == 'cuda'
@@ -142,9 +149,7 @@ class MSRNModel(SRModel):
         self.grad_clip_max_norm = float(opt.get('grad_clip_max_norm') or 0)
         self.fast_matmul = opt.get('fast_matmul')
         if self.fast_matmul is not None:
-            torch.backends.cuda.matmul.allow_tf32 = self.fast_matmul
-            torch.backends.cudnn.allow_tf32 = self.fast_matmul
-            torch.set_float32_matmul_precision('high' if self.fast_matmul else 'highest')
+            set_tf32(self.fast_matmul)
         self._train_net = None
         super().__init__(opt)
         self.scaler = (torch.amp.GradScaler(self.device.type)
