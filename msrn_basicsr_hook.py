@@ -12,6 +12,8 @@ DISABLE_ENV = 'MSRN_BASICSR_DISABLE_HOOK'
 BASICSR_VERSION = '1.4.2'
 TORCHVISION_OLD = 'torchvision.transforms.functional_tensor'
 TORCHVISION_NEW = 'torchvision.transforms._functional_tensor'
+#: Whether the hook already warned that it skipped the torchvision alias (msrn_plugin.compat then does not repeat it).
+alias_warning_given = False
 
 
 def disabled() -> bool:
@@ -87,6 +89,8 @@ class _LoaderProxy:
         skipped = alias_torchvision(basicsr_version_before_import(module.__spec__))
         if skipped:
             import warnings
+            global alias_warning_given
+            alias_warning_given = True
             warnings.warn(f"msrn_plugin skipped the BasicSR fix 'torchvision_alias': {skipped}.", RuntimeWarning)
         self._loader.exec_module(module)
         if 'msrn_plugin' not in sys.modules:  # else msrn_plugin is being imported, and applies everything itself

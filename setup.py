@@ -4,9 +4,10 @@ The ``.pth`` start-up hook (docs/basicsr_fixes.md) must sit at the top of site-p
 put it: ``build_py`` copies it beside the modules (``pip install .``, wheels) and ``editable_wheel`` adds it to the
 editable wheel (``pip install -e .``). ``pip uninstall msrn-basicsr`` removes it with the rest.
 """
-import os
 from setuptools import setup
 from setuptools.command.build_py import build_py
+
+import os
 
 PTH = 'msrn_basicsr_hook.pth'
 HERE = os.path.dirname(os.path.abspath(__file__))

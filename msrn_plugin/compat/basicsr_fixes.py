@@ -1,7 +1,6 @@
 """Fixes of BasicSR 1.4.2 bugs, safe for every BasicSR project in the environment (table: docs/basicsr_fixes.md)."""
 import argparse
 import logging
-import msrn_basicsr_hook
 import os
 import re
 import site
@@ -11,7 +10,8 @@ import torch
 import types
 from typing import Callable, List, Optional, Sequence, Tuple
 
-from msrn_plugin.compat.fixes import STATUS, Fix, apply_fixes, original, warn_once
+import msrn_basicsr_hook
+from msrn_plugin.compat.fixes import STATUS, Fix, _warned, apply_fixes, original, warn_once
 from msrn_plugin.utils.checkpoint import CheckpointError, check_finite, safe_torch_load, strip_module_prefix
 from msrn_plugin.utils.options import OptionFileError, SafeOrderedLoader, load_options, parse_override_value
 
@@ -41,6 +41,8 @@ def install_torchvision_alias() -> bool:
     """
     skipped = msrn_basicsr_hook.alias_torchvision(msrn_basicsr_hook.basicsr_version_before_import())
     if skipped:
+        if msrn_basicsr_hook.alias_warning_given:  # the start-up hook said it already
+            _warned.add('torchvision_alias')
         warn_once(['torchvision_alias'], skipped)
         return False
     STATUS['torchvision_alias'] = ('applied' if sys.modules.get(TORCHVISION_OLD) is sys.modules.get(TORCHVISION_NEW)

@@ -1,9 +1,10 @@
 """How the compatibility layer replaces BasicSR attributes: all or nothing per fix, on BasicSR 1.4.2 only."""
 import importlib
-import msrn_basicsr_hook
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+
+import msrn_basicsr_hook
 
 #: The BasicSR release every fix was written for (and checked against).
 BASICSR_VERSION = msrn_basicsr_hook.BASICSR_VERSION
