@@ -290,7 +290,7 @@ def test_shipped_option_files_fail_only_on_data_and_weights_not_yet_made():
         try:
             validate_options(load_options(path), is_train=is_train, source=path)
         except OptionValidationError as err:
-            unexpected = [p for p in err.problems if 'does not exist' not in p and 'checkpoint not found' not in p]
+            unexpected = [p for p in err.problems if 'does not exist' not in p and 'not found' not in p]
             assert unexpected == [], path
 
 
