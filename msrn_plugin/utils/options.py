@@ -39,6 +39,9 @@ _YAML12_FLOAT = re.compile(r'[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
 _YAML12_SPECIAL = {'.inf': math.inf, '+.inf': math.inf, '-.inf': -math.inf, '.nan': math.nan}
 
 
+_NOTED: set = set()
+
+
 class OptionFileError(ValueError):
     """An option file cannot be used; the message names the file (and line) and the fix."""
 
@@ -193,7 +196,9 @@ def load_options(path: Union[str, PathLike]) -> OrderedDict:
         raise OptionFileError(f'{path}: an option file must be a YAML mapping (key: value lines), '
                               f'got {type(opt).__name__}.')
     for note in notes:
-        logger.warning(f'{path}: {note}')
+        if (str(path), note) not in _NOTED:  # the same file is read by several start-up steps: say it once
+            _NOTED.add((str(path), note))
+            logger.warning(f'{path}: {note}')
     return opt
 
 
