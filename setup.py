@@ -30,6 +30,9 @@ try:
 except ImportError:  # setuptools < 64: no PEP 660 editable installs
     editable_wheel = None
 if editable_wheel is not None:
+    if not hasattr(editable_wheel, '_install_namespaces'):  # the method overridden below (setuptools 84.2.1 has it)
+        raise RuntimeError('This setuptools cannot add msrn_basicsr_hook.pth to an editable install: install the '
+                           'plugin without -e, or with setuptools 84.2.1 (pip install setuptools==84.2.1).')
 
     class EditableWheelWithPth(editable_wheel):
         """``editable_wheel`` that adds the ``.pth`` to the wheel's top level, beside setuptools' own."""
