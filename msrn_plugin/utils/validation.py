@@ -401,7 +401,8 @@ def _check_datasets(opt: Mapping, is_train: bool, scale: Optional[int], max_samp
             problems += _check_gt_size_divisible(dataset_opt, scale, paired)
         dataset_check = getattr(_dataset_class(dataset_opt.get('type')), 'check_dataroots', None)
         if ok and dataset_check is not None:  # a dataset that pairs its files its own way checks them itself
-            problems += dataset_check(dataset_opt, prefix, is_train=is_train and phase == 'train',
+            problems += dataset_check(dict(dataset_opt, scale=dataset_opt.get('scale', scale)), prefix,
+                                      is_train=is_train and phase == 'train',
                                       max_samples=max_samples)
         if not ok or scale is None or not paired:
             continue
