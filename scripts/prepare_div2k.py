@@ -56,7 +56,7 @@ def main(argv=None) -> int:
                                split=args.split, progress=not args.no_progress, data_format=args.data_format)
     except (PrepError, ImageReadError) as err:
         logging.error(f'error: {err}')
-        return 1
+        return 2
     except KeyboardInterrupt:
         logging.error('interrupted: finished databases are kept, the unfinished one was removed; rerun to continue.')
         return 130

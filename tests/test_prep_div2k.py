@@ -215,7 +215,7 @@ def test_script_reports_and_fails_cleanly(tmp_path, caplog):
                         '--crop-size', '96', '--step', '48', '--no-progress']) == 0
     assert 'x3  written' in caplog.text and 'generated' in caplog.text
     caplog.clear()
-    assert script.main(['--root', str(tmp_path / 'nowhere'), '--output', str(tmp_path / 'out2')]) == 1
+    assert script.main(['--root', str(tmp_path / 'nowhere'), '--output', str(tmp_path / 'out2')]) == 2
     assert 'DIV2K_train_HR: HR folder not found' in caplog.text
 
 

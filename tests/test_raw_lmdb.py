@@ -88,6 +88,20 @@ def test_raw_database_holds_whole_images_of_every_scale(tree):
     assert check_lmdb(tree['lmdb'], check_shapes=True)['0003_x4'] == (36, 39, 3)
 
 
+def test_worker_processes_write_the_same_database(tree, tmp_path):
+    result = prepare_div2k(str(tree['root']), str(tmp_path / 'out'), scales=SCALES, workers=2, progress=False,
+                           data_format='raw')
+    assert result['databases']['raw']['status'] == 'written'
+    assert _values(str(tmp_path / 'out' / raw_lmdb_name())) == _values(tree['lmdb'])
+
+
+def test_bad_format_is_refused(tree, tmp_path):
+    with pytest.raises(PrepError) as err:
+        prepare_div2k(str(tree['root']), str(tmp_path / 'out'), data_format='jpeg')
+    assert str(err.value) == "format must be 'png' or 'raw', got 'jpeg'."
+    assert not os.path.exists(tmp_path / 'out')
+
+
 def test_crop_equals_the_same_region_of_the_source_and_of_its_bicubic_lr(tree, monkeypatch):
     dataset = _dataset(tree['lmdb'], scale=4, gt_size=48)
     assert len(dataset) == 3 and dataset.stems == ['0001', '0002', '0003']
