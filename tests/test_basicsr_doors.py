@@ -179,6 +179,15 @@ def test_every_door_runs_the_start_up_checks(door, basicsr_tree, data, tmp_path)
     assert not (Path(cwd) / 'experiments' / 'tiny_bad').exists()
 
 
+def test_stock_script_refuses_an_unknown_backend_before_starting(basicsr_tree, data, tmp_path):
+    opt = h.train_options(data, 'tiny_glo')
+    opt['dist_params'] = {'backend': 'glo'}
+    yml = h.write_yaml(opt, str(tmp_path / 'glo.yml'))
+    out = _run(['basicsr/train.py', '-opt', yml, '--launcher', 'pytorch'], basicsr_tree, expect=2)
+    assert f"train.py: error: {yml}: dist_params.backend: unknown backend 'glo'; use gloo (CPU or GPU)" in out
+    assert 'Traceback' not in out and not (basicsr_tree / 'experiments' / 'tiny_glo').exists()
+
+
 def test_bare_interpreter_imports_nothing_heavy():
     code = ('import sys; print(sorted(m for m in ("torch", "basicsr", "msrn_plugin", "numpy", "torchvision") '
             'if m in sys.modules)); print(type(sys.meta_path[0]).__name__)')

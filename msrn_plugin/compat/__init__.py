@@ -9,8 +9,9 @@ from typing import Dict
 from msrn_plugin.compat import basicsr_fixes, plugin_fixes
 from msrn_plugin.compat.basicsr_fixes import (_check_same_start, _init_dist_pytorch, _init_dist_slurm, _load_network,
                                               _model_to_device, _remove_stale_temporaries, _validation,
-                                              dist_device_index, install_torchvision_alias, load_resume_state,
-                                              normalize_argv, output_root, resolve_dist_backend, set_dist_backend)
+                                              check_dist_backend, dist_device_index, install_torchvision_alias,
+                                              load_resume_state, normalize_argv, output_root, resolve_dist_backend,
+                                              set_dist_backend)
 from msrn_plugin.compat.fixes import BASICSR_VERSION, STATUS, CompatWarning, apply_fixes
 from msrn_plugin.compat.plugin_fixes import _save_network, _save_training_state, save_on_rank0
 
@@ -26,7 +27,9 @@ def apply() -> Dict[str, str]:
     return dict(STATUS)
 
 
-__all__ = ['BASICSR_VERSION', 'STATUS', 'CompatWarning', 'apply', 'dist_device_index', 'install_torchvision_alias',
-           'load_resume_state', 'normalize_argv', 'output_root', 'resolve_dist_backend', 'save_on_rank0',
-           'set_dist_backend', '_check_same_start', '_init_dist_pytorch', '_init_dist_slurm', '_load_network',
-           '_model_to_device', '_remove_stale_temporaries', '_save_network', '_save_training_state', '_validation']
+__all__ = [
+    'BASICSR_VERSION', 'STATUS', 'CompatWarning', 'apply', 'check_dist_backend', 'dist_device_index',
+    'install_torchvision_alias', 'load_resume_state', 'normalize_argv', 'output_root', 'resolve_dist_backend',
+    'save_on_rank0', 'set_dist_backend', '_check_same_start', '_init_dist_pytorch', '_init_dist_slurm', '_load_network',
+    '_model_to_device', '_remove_stale_temporaries', '_save_network', '_save_training_state', '_validation'
+]

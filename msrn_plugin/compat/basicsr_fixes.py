@@ -273,10 +273,23 @@ def set_dist_backend(backend: Optional[str]) -> None:
         OptionFileError: If ``backend`` is not a backend name (a ``ValueError``).
     """
     global _dist_backend
-    if backend is not None and backend not in _DIST_BACKENDS:
-        raise OptionFileError(f'dist_params.backend: unknown backend {backend!r}; use gloo (CPU or GPU), nccl '
-                              '(GPU) or remove the key to choose from the hardware.')
+    check_dist_backend(backend)
     _dist_backend = backend
+
+
+def check_dist_backend(backend: Optional[str], source: str = '') -> None:
+    """Refuse a ``dist_params.backend`` that is not a process-group backend.
+
+    Args:
+        backend (str | None): The value (None: choose from the hardware).
+        source (str): The option file, for the message. Default: ''.
+
+    Raises:
+        OptionFileError: If ``backend`` is not 'gloo', 'nccl', 'mpi', 'ucc', 'xccl' or None (a ``ValueError``).
+    """
+    if backend is not None and backend not in _DIST_BACKENDS:
+        raise OptionFileError(f"{source + ': ' if source else ''}dist_params.backend: unknown backend {backend!r}; "
+                              'use gloo (CPU or GPU), nccl (GPU) or remove the key to choose from the hardware.')
 
 
 def resolve_dist_backend() -> str:

@@ -22,6 +22,7 @@ def _parse_args(argv: List[str]) -> argparse.Namespace:
     parser.add_argument('-opt', type=str, default=None)
     parser.add_argument('--auto_resume', action='store_true')
     parser.add_argument('--force_yml', nargs='+', default=None)
+    parser.add_argument('--launcher', default='none')
     return parser.parse_known_args(argv)[0]
 
 
@@ -43,7 +44,8 @@ def prepare_run(kind: str, argv: List[str], root_path: str) -> Optional[dict]:
         reports the missing flag).
 
     Raises:
-        OptionFileError: If the option file is unsafe, unreadable, or a ``--force_yml`` entry is refused.
+        OptionFileError: If the option file is unsafe, unreadable, a ``--force_yml`` entry is refused, or
+            ``dist_params.backend`` is not a backend (checked with a ``--launcher``).
         OptionValidationError: If the options or the data cannot work (see :mod:`msrn_plugin.utils.validation`).
     """
     args = _parse_args(argv)
@@ -52,6 +54,8 @@ def prepare_run(kind: str, argv: List[str], root_path: str) -> Optional[dict]:
     opt = load_options(args.opt)
     if args.force_yml:
         opt = apply_force_yml(opt, args.force_yml, source=args.opt)
+    if args.launcher != 'none' and isinstance(opt.get('dist_params'), dict):
+        compat.check_dist_backend(opt['dist_params'].get('backend'), source=args.opt)
     resume = bool((opt.get('path') or {}).get('resume_state')) or (args.auto_resume and _has_states(root_path, opt))
     opt = validate_options(opt, is_train=kind == 'train', source=args.opt, resume=resume, root_path=root_path)
     return opt
