@@ -1,5 +1,6 @@
 """MSRNModel's training-speed switches through the train entry on the CPU: each changes what it should."""
 import basicsr.train
+import dist_helpers as h
 import numpy as np
 import os
 import pytest
@@ -195,6 +196,24 @@ def test_bf16_resume_continues_like_an_uninterrupted_run(pairs, train):
     a, b = _weights(straight), _weights(resumed)
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+
+
+def test_switches_under_two_rank_ddp(tmp_path):
+    """bf16 + channels_last (applied before the DDP wrap) + clipping: both ranks end with the same weights."""
+    folders = h.make_paired_folders(str(tmp_path / 'data'))
+    opt = h.train_options(folders, 'ddp_switches', total_iter=2)
+    opt.update(model_type='MSRNModel', use_amp=True, amp_bf16=True, use_channels_last=True, grad_clip_max_norm=0.5,
+               dist_params={'backend': 'gloo'})
+    yml = h.write_yaml(opt, str(tmp_path / 'ddp.yml'))
+    out = tmp_path / 'out'
+    out.mkdir()
+    cmd = h.torchrun([os.path.join(h.REPO_ROOT, 'tests', 'dist_helpers.py'), 'train', str(out), '-opt', yml,
+                      '--launcher', 'pytorch'], 2, h.free_port())
+    log = h.finish([h.start(cmd, str(tmp_path))], 300)[0]
+    assert 'use_amp bf16; use_channels_last on; use_compile off' in log and 'grad_clip_max_norm 0.5' in log
+    a = torch.load(out / 'params_rank0.pth', weights_only=True)
+    b = torch.load(out / 'params_rank1.pth', weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 # ---------------------------------------------------------------- refused at start-up, nothing written
