@@ -13,7 +13,8 @@ from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence
 from msrn_plugin.prep.haze import synthesize_haze_pairs
 from msrn_plugin.utils.atomic import atomic_write
 from msrn_plugin.utils.checkpoint import safe_torch_load
-from msrn_plugin.utils.image_io import PathType, write_image
+from msrn_plugin.utils.image_io import write_image
+from msrn_plugin.utils.misc import PathType
 from msrn_plugin.utils.options import load_options
 from msrn_plugin.utils.photos import HELD_OUT_PHOTOS, TRAIN_PHOTOS, load_photo
 

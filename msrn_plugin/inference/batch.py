@@ -7,11 +7,10 @@ from tqdm import tqdm
 from typing import Any, Callable, Iterable, List, Optional, Tuple, Type, Union
 
 from msrn_plugin.utils.image_io import is_image_file
+from msrn_plugin.utils.misc import PathType
 from msrn_plugin.utils.outputs import check_no_overwrite
 
 logger = logging.getLogger('basicsr')
-
-PathType = Union[str, PathLike]
 
 
 @dataclass

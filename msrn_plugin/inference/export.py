@@ -9,13 +9,11 @@ import numpy as np
 import os
 import torch
 import warnings
-from os import PathLike
 from torch import nn
-from typing import Union
 
 from msrn_plugin.utils.atomic import atomic_path
+from msrn_plugin.utils.misc import PathType
 
-PathType = Union[str, PathLike]
 INPUT_NAME, OUTPUT_NAME = 'lq', 'sr'
 
 

@@ -20,7 +20,6 @@ import numpy as np
 import os
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
-from os import PathLike
 from torch import nn
 from tqdm import tqdm
 from typing import Callable, Dict, Optional, Tuple, Union
@@ -29,9 +28,9 @@ from msrn_plugin.inference.batch import BatchReport, collect_inputs, process_fol
 from msrn_plugin.inference.ensemble import self_ensemble
 from msrn_plugin.utils.checkpoint import CheckpointError, msrn_network_options, read_checkpoint
 from msrn_plugin.utils.image_io import read_image, write_image
+from msrn_plugin.utils.misc import PathType
 from msrn_plugin.utils.outputs import check_no_overwrite
 
-PathType = Union[str, PathLike]
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
 logger = logging.getLogger(__name__)

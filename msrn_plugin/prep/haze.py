@@ -11,7 +11,8 @@ from tqdm import tqdm
 from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from msrn_plugin.prep import PrepError
-from msrn_plugin.utils.image_io import PathType, is_image_file, read_image, write_image
+from msrn_plugin.utils.image_io import is_image_file, read_image, write_image
+from msrn_plugin.utils.misc import PathType
 from msrn_plugin.utils.outputs import check_folder_not_replacing
 
 logger = logging.getLogger(__name__)

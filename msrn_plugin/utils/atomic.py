@@ -6,10 +6,9 @@ import os
 import stat
 import tempfile
 from contextlib import contextmanager
-from os import PathLike
-from typing import IO, Iterator, Optional, Union
+from typing import IO, Iterator, Optional
 
-PathType = Union[str, PathLike]
+from msrn_plugin.utils.misc import PathType
 
 
 def fsync_path(path: str) -> None:

@@ -10,12 +10,11 @@ import pickle
 import re
 import torch
 from collections import OrderedDict
-from os import PathLike
-from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 from msrn_plugin.utils.atomic import atomic_write
+from msrn_plugin.utils.misc import PathType
 
-PathType = Union[str, PathLike]
 StateDict = Dict[str, torch.Tensor]
 
 logger = logging.getLogger(__name__)

@@ -11,14 +11,13 @@ import os
 import re
 import torch
 from collections import OrderedDict
-from os import PathLike
-from typing import Dict, Tuple, Union
+from typing import Dict, Tuple
 
 from msrn_plugin.utils.checkpoint import (RECORD_KEY, CheckpointError, atomic_torch_save, build_record, check_finite,
                                           safe_torch_load, strip_module_prefix, upsampler_convs, upsampler_scale)
+from msrn_plugin.utils.misc import PathType
 from msrn_plugin.utils.outputs import check_no_overwrite
 
-PathType = Union[str, PathLike]
 StateDict = Dict[str, torch.Tensor]
 
 _PREFIX_MAP = (

@@ -9,12 +9,11 @@ import io
 import numpy as np
 import os
 import struct
-from os import PathLike
-from typing import IO, Optional, Tuple, Union
+from typing import IO, Optional, Tuple
 
 from msrn_plugin.utils.atomic import atomic_write
+from msrn_plugin.utils.misc import PathType
 
-PathType = Union[str, PathLike]
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 SIXTEEN_BIT_EXTENSIONS = ('.png', '.tif', '.tiff', '.ppm', '.pgm')
 

@@ -1,5 +1,9 @@
 """Small helpers shared across the package: the path type and the examples listed in error messages."""
-from typing import Any, Iterable
+from os import PathLike
+from typing import Any, Iterable, Union
+
+#: A file or folder path, as the plugin's functions accept it: ``str`` or ``os.PathLike`` (e.g. ``pathlib.Path``).
+PathType = Union[str, PathLike]
 
 
 def format_examples(items: Iterable[Any], limit: int = 3) -> str:

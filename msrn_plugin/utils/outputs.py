@@ -1,9 +1,8 @@
 """Where a run may write: no planned output may replace one of the run's own inputs (real paths, links resolved)."""
 import os
-from os import PathLike
 from typing import Dict, Iterable, List, Tuple, Type, Union
 
-PathType = Union[str, PathLike]
+from msrn_plugin.utils.misc import PathType
 
 
 def _real(path: str) -> str:

@@ -3,13 +3,13 @@ import copy
 import os
 import torch
 from dataclasses import dataclass, field
-from os import PathLike
 from torch import nn
 from tqdm import tqdm
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple
 
 from msrn_plugin.inference import load_msrn
 from msrn_plugin.utils.checkpoint import CheckpointError, read_checkpoint
+from msrn_plugin.utils.misc import PathType
 from msrn_plugin.utils.photos import TRAIN_PHOTOS, load_photo
 from msrn_plugin.zoo.budget import PatchSampler, train_same_budget
 from msrn_plugin.zoo.configs import BUDGET_CONFIGS, ZOO_CONFIGS, build_model, describe_options, network_options
@@ -17,8 +17,6 @@ from msrn_plugin.zoo.evaluation import bicubic_upscale, evaluate, load_benchmark
 from msrn_plugin.zoo.profiling import count_macs, count_parameters, growth_exponent, profile_model
 from msrn_plugin.zoo.published import load_published
 from msrn_plugin.zoo.report import write_crop_grid, write_csv, write_markdown, write_plots
-
-PathType = Union[str, PathLike]
 
 
 @dataclass

@@ -7,7 +7,6 @@ import torch
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils.matlab_functions import imresize
 from collections import OrderedDict
-from os import PathLike
 from torch import nn
 from tqdm import tqdm
 from typing import Callable, Dict, Mapping, Optional, Tuple, Union
@@ -15,9 +14,8 @@ from typing import Callable, Dict, Mapping, Optional, Tuple, Union
 from msrn_plugin.inference import MSRNer
 from msrn_plugin.prep.bicubic import bicubic_downscale, mod_crop
 from msrn_plugin.utils.image_io import is_image_file, read_image
+from msrn_plugin.utils.misc import PathType
 from msrn_plugin.utils.photos import HELD_OUT_PHOTOS, load_photo
-
-PathType = Union[str, PathLike]
 
 
 def bicubic_upscale(img: np.ndarray, scale: int) -> np.ndarray:

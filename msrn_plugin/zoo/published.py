@@ -2,10 +2,10 @@
 import csv
 import logging
 import os
-from os import PathLike
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, Optional, Tuple
 
-PathType = Union[str, PathLike]
+from msrn_plugin.utils.misc import PathType
+
 logger = logging.getLogger(__name__)
 
 #: Method names in ``published_results.csv`` for the zoo entries (EDSR there is the paper's large model).
