@@ -13,6 +13,7 @@ from torch.utils import data as data
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from msrn_plugin.data.lmdb_check import LmdbIntegrityError, check_lmdb, is_raw_lmdb, read_meta_info
+from msrn_plugin.utils.misc import format_examples
 
 Shape = Tuple[int, int, int]
 #: ``meta_info.txt`` extension of raw values (HxWxC uint8, BGR, C order).
@@ -65,7 +66,7 @@ def check_raw_lmdb(lmdb_path: str, scale: int, check_values: bool = False) -> Di
     images = raw_scales(meta)
     stray = [k for k in meta if _KEY.match(k) is None]
     if stray or not images:
-        raise LmdbIntegrityError(f'{lmdb_path}: keys that are not STEM_hr or STEM_x<scale> ({", ".join(stray[:3])}); '
+        raise LmdbIntegrityError(f'{lmdb_path}: keys that are not STEM_hr or STEM_x<scale> ({format_examples(stray)}); '
                                  f'not written by {_FIX}: re-create it.')
     have = sorted({s for shapes in images.values() for s in shapes if s != 1})
     lacking = [stem for stem, shapes in images.items() if scale not in shapes]
@@ -77,7 +78,7 @@ def check_raw_lmdb(lmdb_path: str, scale: int, check_values: bool = False) -> Di
     no_hr = [stem for stem, shapes in images.items() if 1 not in shapes]
     if lacking or no_hr:
         which = [f'{s} (no x{scale} LR)' for s in lacking] + [f'{s} (no HR)' for s in no_hr]
-        raise LmdbIntegrityError(f'{lmdb_path}: {len(which)} image(s) incomplete: {", ".join(which[:3])}; delete it '
+        raise LmdbIntegrityError(f'{lmdb_path}: {len(which)} image(s) incomplete: {format_examples(which)}; delete it '
                                  f'and re-create it with {_FIX}.')
     pairs, bad = OrderedDict(), []
     for stem, shapes in images.items():
@@ -87,7 +88,7 @@ def check_raw_lmdb(lmdb_path: str, scale: int, check_values: bool = False) -> Di
         pairs[stem] = (lr, hr)
     if bad:
         raise LmdbIntegrityError(f'{lmdb_path}: {len(bad)} x{scale} LR image(s) are not HR size / {scale}: '
-                                 f'{", ".join(bad[:3])}; delete it and re-create it with {_FIX}.')
+                                 f'{format_examples(bad)}; delete it and re-create it with {_FIX}.')
     return pairs
 
 

@@ -35,6 +35,7 @@ from msrn_plugin.prep.bicubic import bicubic_downscale, mod_crop
 from msrn_plugin.prep.lmdb_writer import Item, read_prep_info, write_lmdb_atomic
 from msrn_plugin.prep.subimages import check_grid, scales_lcm, subimage_positions
 from msrn_plugin.utils.image_io import ImageReadError, ImageTooLargeError, image_size, is_image_file, read_image
+from msrn_plugin.utils.misc import format_examples
 
 logger = logging.getLogger(__name__)
 
@@ -294,7 +295,7 @@ def prepare_div2k(root: str,
             small.append(img.stem)
     if small:
         logger.warning('%d image(s) smaller than crop_size %d are not used: %s', len(small), crop_size,
-                       ', '.join(small[:10]))
+                       format_examples(small, 10))
     used = [img for img in images if img.positions]
     if not used:
         raise PrepError(f'{os.path.join(root, f"DIV2K_{split}_HR")}: no image is at least {crop_size}x{crop_size} '
@@ -469,7 +470,8 @@ def prepare_div2k_raw(root: str,
     lr_dirs = {s: _scan_lr(root, split, s, images) for s in scales}
     small = [img.stem for img in images if min(img.size) < multiple * 2]
     if small:
-        logger.warning('%d image(s) too small for x%d are not used: %s', len(small), max(scales), ', '.join(small[:10]))
+        logger.warning('%d image(s) too small for x%d are not used: %s', len(small), max(scales),
+                       format_examples(small, 10))
     used = [img for img in images if img.stem not in small]
     if not used:
         raise PrepError(f'{os.path.join(root, f"DIV2K_{split}_HR")}: no image is large enough for x{max(scales)}.')
