@@ -1,11 +1,6 @@
-"""Test with BasicSR's pipeline and the plugin registered.
+"""Test with BasicSR's pipeline and the plugin registered, with all of BasicSR's flags.
 
-Usage (BasicSR's flags: ``--launcher``, ``--local_rank``/``--local-rank``, ``--force_yml``)::
-
-    python msrn_plugin/test.py -opt options/test_MSRN_x4.yml
-    python -m msrn_plugin.test -opt options/test_MSRN_x4.yml
-
-``results/`` is written under the current working directory.
+``python msrn_plugin/test.py -opt options/test_MSRN_x4.yml``; ``results/`` under the current folder.
 """
 import os
 import sys

@@ -1,12 +1,6 @@
-"""Train with BasicSR's pipeline and the plugin registered.
+"""Train with BasicSR's pipeline and the plugin registered, with all of BasicSR's flags.
 
-Usage (all of BasicSR's flags: ``--launcher``, ``--auto_resume``, ``--debug``, ``--local_rank``/``--local-rank``,
-``--force_yml``)::
-
-    python msrn_plugin/train.py -opt options/train_MSRN_x4.yml
-    python -m msrn_plugin.train -opt options/train_MSRN_x4.yml --auto_resume
-
-``experiments/`` and ``tb_logger/`` are written under the current working directory.
+``python msrn_plugin/train.py -opt options/train_MSRN_x4.yml [--auto_resume]``; outputs under the current folder.
 """
 import os
 import sys

@@ -1,19 +1,6 @@
 """The quick-start demo: MSRN x4 trained on the CPU on real photos, compared with bicubic on held-out photos.
 
-What it is: an end-to-end check of the whole pipeline (DIV2K-style LMDB preparation, BasicSR training with the plugin,
-validation, checkpoints, evaluation with the official protocol) on the photographs that scikit-image ships, sized to
-show a real gain over bicubic within minutes on 2 CPU cores. What it is not: the paper's model. The network is slim
-(``num_feat 32``, ``num_block 2`` instead of 64/8), trains for 1,200 iterations on 8 photos instead of 1M iterations
-on DIV2K, so its PSNR is far from the published MSRN figures.
-
-Layout it writes (under the working directory)::
-
-    datasets/demo/raw/DIV2K_train_HR/0001.png ...      training photos, DIV2K file naming
-    datasets/demo/raw/holdout_HR/<name>.png            held-out photos
-    datasets/demo/DIV2K/DIV2K_train_HR_sub.lmdb        + DIV2K_train_LR_bicubic_X4_sub.lmdb
-    datasets/demo/holdout/GTmod4, LRbicx4              the official evaluation protocol
-    experiments/demo_MSRN_x4/                          BasicSR's training output (models, states, log)
-    results/demo_MSRN_x4/                              SR and bicubic images, side-by-side crops, summary.csv
+What it is (and is not) and the files it writes: README.md, Quick start.
 """
 import csv
 import cv2

@@ -1,8 +1,6 @@
-"""ONNX export of a super-resolution network, and a check of the exported file against PyTorch with onnxruntime.
+"""ONNX export of a super-resolution network and its check against PyTorch (optional ``onnx``/``onnxruntime``).
 
-``onnx`` and ``onnxruntime`` are optional (``pip install onnx onnxruntime``); only this module needs them, and it
-says so when they are missing. The export uses PyTorch's TorchScript-based exporter (``dynamo=False``), which needs
-no extra package and supports dynamic height / width through ``dynamic_axes``.
+Exporter, opset and dynamic axes: docs/inference.md.
 """
 import importlib
 import numpy as np

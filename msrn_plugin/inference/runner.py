@@ -1,16 +1,6 @@
-"""Inference with trained MSRN checkpoints: configuration from the checkpoint, exact tiling, self-ensemble, image I/O.
+"""Inference with trained MSRN checkpoints: ``load_msrn``, exact tiling, the ``MSRNer`` image runner, folder runs.
 
-* :func:`load_msrn` reads a BasicSR checkpoint (``{'params': ...}`` / ``{'params_ema': ...}`` or a bare state dict)
-  with :func:`msrn_plugin.utils.checkpoint.read_checkpoint`, builds MSRN from the checkpoint's network record (or
-  from what its weights tell, :func:`msrn_plugin.utils.checkpoint.msrn_network_options`) through BasicSR's
-  ``ARCH_REGISTRY`` and loads it strictly. A checkpoint of another architecture, of the wrong scale or with NaN/Inf
-  weights gets a :class:`~msrn_plugin.utils.checkpoint.CheckpointError` naming the file and the fix.
-* :func:`msrn_receptive_radius` derives, from the modules of an MSRN instance, how many LR pixels around a tile its
-  output can depend on. :func:`tile_forward` pads every tile by that many *real* neighbouring pixels (and only at the
-  true image border relies on the convolutions' zero padding), so the stitched output equals the whole-image output
-  up to float rounding while memory stays bounded by the tile size.
-* :class:`MSRNer` turns images as stored (gray, BGR, BGRA; 8- or 16-bit) into upscaled images of the same kind;
-  :func:`upscale_path` runs it over a file or a folder with a progress bar (:mod:`msrn_plugin.inference.batch`).
+How the checkpoint is read and why the tiles are exact: docs/inference.md.
 """
 import argparse
 import cv2

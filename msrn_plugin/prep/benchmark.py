@@ -1,9 +1,6 @@
-"""SR benchmarks (Set5, Set14, B100, Urban100, Manga109, any folder of HR images) in the official MSRN protocol.
+"""SR benchmarks (Set5, Set14, B100, Urban100, Manga109, any HR folder) as ``GTmod{s}``/``LRbicx{s}``, as in MSRN.
 
-For each scale ``s``, like the official ``Prepare_TestData_HR_LR.m``: ``OUT/GTmod{s}/NAME.png`` is the HR image
-mod-cropped to a multiple of ``s`` and ``OUT/LRbicx{s}/NAME.png`` its MATLAB bicubic downscaling by ``s``. Images
-keep their channels (gray stays gray, as in MATLAB; BasicSR reads both as colour). Every file is written
-atomically, so an interrupted run leaves no truncated PNG, and a rerun rewrites everything.
+The protocol and its files: docs/data.md.
 """
 import logging
 import numpy as np

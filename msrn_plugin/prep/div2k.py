@@ -1,22 +1,6 @@
 """DIV2K as downloaded -> BasicSR LMDBs of overlapping sub-images, one HR database for every scale.
 
-Input (``root``), as distributed by the NTIRE 2017/2018 challenges::
-
-    DIV2K_train_HR/0001.png
-    DIV2K_train_LR_bicubic/X2/0001x2.png   (also X3, X4; optional)
-    DIV2K_train_LR_x8/0001x8.png           (optional; DIV2K_train_LR_bicubic/X8 is accepted too)
-
-Output (``output``)::
-
-    DIV2K_train_HR_sub.lmdb
-    DIV2K_train_LR_bicubic_X{s}_sub.lmdb   for every requested scale
-
-Sub-images follow BasicSR's ``extract_subimages.py`` (overlapping ``crop_size`` windows every ``step`` pixels) on the
-HR image mod-cropped to the least common multiple of the scales, so the key ``0001_s001`` holds the same region in
-every database and LR size x scale == HR size for every key. A scale without its LR folder gets LR from HR: mod-crop
-to the scale, then MATLAB bicubic (:func:`msrn_plugin.prep.bicubic.bicubic_downscale`). Each database is written
-under a temporary name, checked and renamed (:mod:`msrn_plugin.prep.lmdb_writer`), so reruns skip finished
-databases and an interrupted run never leaves one that looks complete.
+Input and output layout, sub-image grid and atomic writing: docs/data.md.
 """
 import cv2
 import logging

@@ -1,11 +1,6 @@
 """Convert the official MSRN checkpoints (MIVRC/MSRN-PyTorch ``MSRN_x{2,3,4,8}.pt``) to BasicSR checkpoints.
 
-The official files are flat ``state_dict``s working on 0..255 input, with keys ``sub_mean.*``, ``head.0.*``,
-``body.{i}.{conv_3_1,conv_3_2,conv_5_1,conv_5_2,confusion}.*``, ``tail.0.*`` (1x1 fusion), ``tail.1.*`` (3x3 conv),
-``tail.2.{0,2,4}.*`` (upsampler convs), ``tail.3.*`` (last conv) and ``add_mean.*``. Their mean-shift 1x1 convs were
-never frozen (``self.requires_grad = False`` sets a module attribute, not the parameters' flag), so released weights
-may hold trained values: they are copied as they are into :class:`~msrn_plugin.archs.msrn_arch.MSRN`'s mean-shift
-buffers, which makes ``MSRN(x) == official(255 * x) / 255`` exactly (up to float rounding).
+The key mapping is ``_PREFIX_MAP``; the trained mean shifts it keeps: README.md, Official checkpoints.
 """
 import os
 import re
