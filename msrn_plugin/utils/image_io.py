@@ -1,8 +1,6 @@
-"""Reading and writing images with clear errors: gray, RGB, RGBA, 8- and 16-bit, unicode paths.
+"""Reading and writing images with clear errors: gray, RGB, RGBA, 8- and 16-bit, unicode paths, size limits.
 
-OpenCV's ``cv2.imread`` returns None (no reason) for missing, corrupt or non-image files and fails on some unicode
-paths; these helpers read bytes with Python and decode them with ``cv2.imdecode``, and write through a temporary
-file so a partial image never appears under its final name.
+What is refused and why: docs/reliability.md.
 """
 import cv2
 import io
@@ -144,6 +142,25 @@ def _tiff_orientation(tiff: bytes) -> int:
     return 1
 
 
+def _find_chunk(data: bytes, pos: int, tag: bytes, png: bool) -> bytes:
+    """The payload of the first ``tag`` chunk from ``pos`` on; b'' if there is none.
+
+    PNG chunks are (length, type, data, CRC), big-endian, ending at ``IEND``; RIFF (WebP) chunks are (type, length,
+    data, pad byte to an even size), little-endian.
+    """
+    while pos + 8 <= len(data):
+        if png:
+            length, kind = struct.unpack('>I4s', data[pos:pos + 8])
+        else:
+            kind, length = struct.unpack('<4sI', data[pos:pos + 8])
+        if kind == tag:
+            return data[pos + 8:pos + 8 + length]
+        if png and kind == b'IEND':
+            break
+        pos += 8 + length + (4 if png else length & 1)
+    return b''
+
+
 def exif_orientation(data: bytes) -> int:
     """The EXIF orientation (1-8, 1 = as stored) of an encoded JPEG, PNG (``eXIf``) or WebP image.
 
@@ -172,23 +189,9 @@ def exif_orientation(data: bytes) -> int:
                 break
             pos += 2 + length
     elif data[:8] == b'\x89PNG\r\n\x1a\n':
-        pos = 8
-        while pos + 8 <= len(data):
-            length, kind = struct.unpack('>I4s', data[pos:pos + 8])
-            if kind == b'eXIf':
-                exif = data[pos + 8:pos + 8 + length]
-                break
-            if kind == b'IEND':
-                break
-            pos += 12 + length
+        exif = _find_chunk(data, 8, b'eXIf', png=True)
     elif data[:4] == b'RIFF' and data[8:12] == b'WEBP':
-        pos = 12
-        while pos + 8 <= len(data):
-            kind, length = struct.unpack('<4sI', data[pos:pos + 8])
-            if kind == b'EXIF':
-                exif = data[pos + 8:pos + 8 + length]
-                break
-            pos += 8 + length + (length & 1)
+        exif = _find_chunk(data, 12, b'EXIF', png=False)
     if exif.startswith(b'Exif\x00\x00'):
         exif = exif[6:]
     return _tiff_orientation(exif)
