@@ -25,6 +25,15 @@ def _seed():
 
 
 @pytest.fixture
+def one_thread():
+    """One torch thread for the test: tiny models train faster, and far faster when other jobs share the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def basicsr_log():
     """Messages of BasicSR's logger (it does not propagate, and writes a log file only in a process's first run)."""
     records, logger = [], logging.getLogger('basicsr')

@@ -151,6 +151,7 @@ def test_onnx_output_equals_the_trained_network(trained, tmp_path, caplog):
     pytest.importorskip('onnx')
     pytest.importorskip('onnxruntime')
     import export_onnx as export_script
+
     from msrn_plugin.inference.export import onnx_forward
 
     caplog.set_level(logging.INFO)

@@ -15,13 +15,7 @@ from msrn_plugin.utils.photos import load_photo
 from msrn_plugin.utils.pipeline import run_pipeline
 from msrn_plugin.utils.validation import OptionValidationError
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @pytest.fixture(autouse=True)

@@ -14,8 +14,8 @@ from msrn_plugin.utils.checkpoint import CheckpointError, atomic_torch_save, bui
 from msrn_plugin.utils.image_io import read_image, write_image
 from msrn_plugin.zoo import (BUDGET_CONFIGS, ZOO_CONFIGS, CompareSettings, PatchSampler, bicubic_upscale, build_model,
                              compare_models, count_macs, count_parameters, growth_exponent, load_benchmark,
-                             load_published, load_zoo_checkpoint, measure_latency, measure_peak_memory,
-                             network_options, profile_model, psnr_ssim, train_same_budget)
+                             load_published, load_zoo_checkpoint, measure_latency, measure_peak_memory, network_options,
+                             profile_model, psnr_ssim, train_same_budget)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, 'scripts'))
