@@ -11,10 +11,11 @@ import shutil
 import torch
 import yaml
 from basicsr.data.transforms import augment
+from basicsr.utils import img2tensor
 from torch.utils.data import DataLoader
 
 from msrn_plugin.data.lmdb_check import LmdbIntegrityError, check_lmdb
-from msrn_plugin.data.raw_lmdb_dataset import RawLMDBDataset, check_raw_lmdb, raw_key
+from msrn_plugin.data.raw_lmdb_dataset import RawLMDBDataset, check_raw_lmdb, raw_key, rgb_to_tensor
 from msrn_plugin.prep import PrepError
 from msrn_plugin.prep.bicubic import bicubic_downscale, mod_crop
 from msrn_plugin.prep.div2k import prepare_div2k, raw_lmdb_name
@@ -116,6 +117,18 @@ def test_crop_equals_the_same_region_of_the_source_and_of_its_bicubic_lr(tree, m
     torch.testing.assert_close(item['lq'], _float(lr[7:19, 2:14]), rtol=0, atol=0)
     assert (item['gt'] * 255).round().to(torch.uint8).flip(0).permute(1, 2, 0).numpy().tobytes() == \
         np.ascontiguousarray(hr[28:76, 8:56]).tobytes()  # exactly the 8-bit source pixels
+
+
+@pytest.mark.parametrize('layout', ['colour', 'rotated view', 'gray HxW', 'gray HxWx1'])
+def test_conversion_is_basicsrs_img2tensor_bit_for_bit(layout):
+    rgb = np.ascontiguousarray(load_photo('astronaut.png')[:, :, ::-1])[100:164, 200:248]  # a crop: a strided view
+    img = {'colour': rgb, 'rotated view': rgb.transpose(1, 0, 2), 'gray HxW': rgb[:, :, 1],
+           'gray HxWx1': rgb[:, :, 1:2]}[layout]
+    hwc = img if img.ndim == 3 else img[:, :, None]  # img2tensor takes HxWxC only
+    expected = img2tensor(np.ascontiguousarray(hwc).astype(np.float32) / 255., bgr2rgb=False)
+    got = rgb_to_tensor(img)
+    assert got.dtype == torch.float32 and got.is_contiguous()
+    assert got.shape == expected.shape and torch.equal(got, expected)
 
 
 def test_flips_and_rotations_are_basicsr_augment_on_the_same_crops(tree):
