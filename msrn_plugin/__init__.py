@@ -9,5 +9,8 @@ from msrn_plugin import compat
 compat.apply()
 
 from msrn_plugin import archs, data, models  # noqa: E402,F401  (registration)
+from msrn_plugin.utils import moved  # noqa: E402
+
+moved.install()  # the flat layout's module paths, for one release
 
 __version__ = '0.1.0'
