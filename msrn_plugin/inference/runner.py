@@ -12,7 +12,7 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from tqdm import tqdm
-from typing import Callable, Dict, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 from msrn_plugin.inference.batch import BatchReport, collect_inputs, process_folder
 from msrn_plugin.inference.ensemble import self_ensemble
@@ -22,6 +22,8 @@ from msrn_plugin.utils.misc import PathType
 from msrn_plugin.utils.outputs import check_no_overwrite
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
+#: A box in LR pixels: (top, bottom, left, right), bottom and right exclusive.
+Box = Tuple[int, int, int, int]
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +163,22 @@ def msrn_receptive_radius(net: nn.Module) -> int:
     return max(-lo, hi) + reach
 
 
+def tile_boxes(height: int, width: int, tile: int, tile_pad: int) -> List[Tuple[Box, Box]]:
+    """The tiles of an image, each with its padded box: ``((y0, y1, x0, x1), (py0, py1, px0, px1))`` in LR pixels.
+
+    Tiles are ``tile`` x ``tile`` (smaller at the right and bottom edges), row by row; the padded box adds
+    ``tile_pad`` real neighbouring pixels on every side that has neighbours (none beyond the image border).
+    """
+    boxes = []
+    for y0 in range(0, height, tile):
+        for x0 in range(0, width, tile):
+            y1, x1 = min(y0 + tile, height), min(x0 + tile, width)
+            boxes.append(((y0, y1, x0, x1),
+                          (max(y0 - tile_pad, 0), min(y1 + tile_pad, height), max(x0 - tile_pad, 0),
+                           min(x1 + tile_pad, width))))
+    return boxes
+
+
 def tile_forward(forward: Forward,
                  x: torch.Tensor,
                  scale: int,
@@ -192,11 +210,10 @@ def tile_forward(forward: Forward,
         raise ValueError(f'tile must be > 0 and tile_pad >= 0, got tile={tile}, tile_pad={tile_pad}')
     n, _, h, w = x.shape
     out_device = x.device if out_device is None else out_device
-    boxes = [(y0, min(y0 + tile, h), x0, min(x0 + tile, w)) for y0 in range(0, h, tile) for x0 in range(0, w, tile)]
+    boxes = tile_boxes(h, w, tile, tile_pad)
     output = None
-    for y0, y1, x0, x1 in tqdm(boxes, desc='tiles', unit='tile', disable=not progress or len(boxes) == 1,
-                               leave=False):
-        py0, py1, px0, px1 = max(y0 - tile_pad, 0), min(y1 + tile_pad, h), max(x0 - tile_pad, 0), min(x1 + tile_pad, w)
+    for (y0, y1, x0, x1), (py0, py1, px0, px1) in tqdm(boxes, desc='tiles', unit='tile',
+                                                       disable=not progress or len(boxes) == 1, leave=False):
         out_tile = forward(x[:, :, py0:py1, px0:px1])
         if output is None:
             output = torch.empty((n, out_tile.shape[1], h * scale, w * scale), dtype=torch.float32, device=out_device)
@@ -321,9 +338,8 @@ class MSRNer:
         if not tile or (h <= tile and w <= tile):
             return self._enhance_block(img)
         out = np.empty((h * s, w * s) + img.shape[2:], img.dtype)
-        boxes = [(y0, min(y0 + tile, h), x0, min(x0 + tile, w)) for y0 in range(0, h, tile) for x0 in range(0, w, tile)]
-        for y0, y1, x0, x1 in tqdm(boxes, desc='tiles', unit='tile', disable=not progress, leave=False):
-            py0, py1, px0, px1 = max(y0 - pad, 0), min(y1 + pad, h), max(x0 - pad, 0), min(x1 + pad, w)
+        for (y0, y1, x0, x1), (py0, py1, px0, px1) in tqdm(tile_boxes(h, w, tile, pad), desc='tiles', unit='tile',
+                                                           disable=not progress, leave=False):
             block = self._enhance_block(img[py0:py1, px0:px1])
             oy, ox = (y0 - py0) * s, (x0 - px0) * s
             out[y0 * s:y1 * s, x0 * s:x1 * s] = block[oy:oy + (y1 - y0) * s, ox:ox + (x1 - x0) * s]
