@@ -92,6 +92,15 @@ def check_raw_lmdb(lmdb_path: str, scale: int, check_values: bool = False) -> Di
     return pairs
 
 
+def _gt_size_too_large(pairs: Mapping[str, Tuple[Shape, Shape]], gt_size: int, scale: int) -> Optional[str]:
+    """Why ``gt_size`` does not fit the smallest HR image of ``pairs`` (the end of a message), or None."""
+    stem, (_, hr) = min(pairs.items(), key=lambda item: min(item[1][1][:2]))
+    if gt_size <= min(hr[:2]):
+        return None
+    return (f'is larger than the smallest HR image ({stem}: {hr[0]}x{hr[1]}); use gt_size <= '
+            f'{min(hr[:2]) - min(hr[:2]) % scale}.')
+
+
 @DATASET_REGISTRY.register()
 class RawLMDBDataset(data.Dataset):
     """Random aligned LR/HR crops read from whole uncompressed images in one LMDB (``--format raw``).
@@ -125,10 +134,9 @@ class RawLMDBDataset(data.Dataset):
             gt_size = int(opt['gt_size'])
             if gt_size % self.scale:
                 raise ValueError(f'gt_size {gt_size} is not a multiple of scale {self.scale}.')
-            stem, (_, hr) = min(self.pairs.items(), key=lambda item: min(item[1][1][:2]))
-            if gt_size > min(hr[:2]):
-                raise ValueError(f'{self.dataroot}: gt_size {gt_size} is larger than the smallest HR image ({stem}: '
-                                 f'{hr[0]}x{hr[1]}); use gt_size <= {min(hr[:2]) - min(hr[:2]) % self.scale}.')
+            too_large = _gt_size_too_large(self.pairs, gt_size, self.scale)
+            if too_large:
+                raise ValueError(f'{self.dataroot}: gt_size {gt_size} {too_large}')
         self.env: Optional[lmdb.Environment] = None
 
     def __getstate__(self) -> dict:
@@ -209,10 +217,9 @@ class RawLMDBDataset(data.Dataset):
         if is_train and gt_size is None:
             return [f'{prefix}.gt_size: missing; set the GT patch size (e.g. gt_size: {64 * scale}).']
         if is_train and isinstance(gt_size, int) and gt_size % scale == 0:
-            stem, (_, hr) = min(pairs.items(), key=lambda item: min(item[1][1][:2]))
-            if gt_size > min(hr[:2]):
-                return [f'{prefix}.gt_size: {gt_size} is larger than the smallest HR image ({stem}: {hr[0]}x{hr[1]}); '
-                        f'use gt_size <= {min(hr[:2]) - min(hr[:2]) % scale}.']
+            too_large = _gt_size_too_large(pairs, gt_size, scale)
+            if too_large:
+                return [f'{prefix}.gt_size: {gt_size} {too_large}']
         return []
 
 
