@@ -138,20 +138,35 @@ def _save_network(self, net, net_label: str, current_iter: int, param_key='param
     save_on_rank0(build, save_path)
 
 
-def _save_training_state(self, epoch: int, current_iter: int) -> None:
-    """Fix ``atomic_saves``: ``BaseModel.save_training_state`` with an atomic write and upstream's retry."""
+def write_training_state(model, epoch: int, current_iter: int, extra: Optional[Callable[[], dict]] = None) -> None:
+    """Save ``<iter>.state`` as ``BaseModel.save_training_state`` does, through :func:`save_on_rank0`.
+
+    Args:
+        model (BaseModel): The model (its ``optimizers``, ``schedulers`` and ``opt['path']['training_states']``).
+        epoch (int): Current epoch.
+        current_iter (int): Current iteration (-1: nothing is saved, as upstream).
+        extra (callable | None): Returns more entries for the state (e.g. a gradient scaler's). Default: None.
+    """
     if current_iter == -1:
         return
 
     def build() -> dict:
-        return {
+        state = {
             'epoch': epoch,
             'iter': current_iter,
-            'optimizers': [o.state_dict() for o in self.optimizers],
-            'schedulers': [s.state_dict() for s in self.schedulers]
+            'optimizers': [o.state_dict() for o in model.optimizers],
+            'schedulers': [s.state_dict() for s in model.schedulers]
         }
+        if extra is not None:
+            state.update(extra())
+        return state
 
-    save_on_rank0(build, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+    save_on_rank0(build, os.path.join(model.opt['path']['training_states'], f'{current_iter}.state'))
+
+
+def _save_training_state(self, epoch: int, current_iter: int) -> None:
+    """Fix ``atomic_saves``: ``BaseModel.save_training_state`` with an atomic write and upstream's retry."""
+    write_training_state(self, epoch, current_iter)
 
 
 # ------------------------------------------------------------------------------------------------- apply

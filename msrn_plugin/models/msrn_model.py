@@ -243,28 +243,16 @@ class MSRNModel(SRModel):
         """Save epoch, iteration, optimizers, schedulers and the fp16 gradient scaler.
 
         Called on every rank (as BasicSR's trainer does): rank 0 writes atomically, retried as upstream, and every
-        rank raises if it finally fails (:func:`msrn_plugin.compat.plugin_fixes.save_on_rank0`).
+        rank raises if it finally fails (:func:`msrn_plugin.compat.plugin_fixes.write_training_state`).
 
         Args:
             epoch (int): Current epoch.
             current_iter (int): Current iteration (-1: nothing is saved, as upstream).
         """
-        from msrn_plugin.compat.plugin_fixes import save_on_rank0
-        if current_iter == -1:
-            return
-
-        def build() -> dict:
-            state = {
-                'epoch': epoch,
-                'iter': current_iter,
-                'optimizers': [o.state_dict() for o in self.optimizers],
-                'schedulers': [s.state_dict() for s in self.schedulers]
-            }
-            if self.scaler is not None:
-                state['scaler'] = self.scaler.state_dict()
-            return state
-
-        save_on_rank0(build, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+        from msrn_plugin.compat.plugin_fixes import write_training_state
+        scaler = self.scaler
+        write_training_state(self, epoch, current_iter,
+                             extra=None if scaler is None else lambda: {'scaler': scaler.state_dict()})
 
     def resume_training(self, resume_state: dict) -> None:
         """Reload optimizers, schedulers and, for fp16, the gradient scaler's state.
