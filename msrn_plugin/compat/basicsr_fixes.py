@@ -12,7 +12,8 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import msrn_basicsr_hook
 from msrn_plugin.compat.fixes import STATUS, Fix, _warned, apply_fixes, original, warn_once
-from msrn_plugin.utils.checkpoint import CheckpointError, check_finite, safe_torch_load, strip_module_prefix
+from msrn_plugin.utils.checkpoint import (CheckpointError, check_finite, safe_torch_load, strip_module_prefix,
+                                          training_state_iters)
 from msrn_plugin.utils.options import OptionFileError, SafeOrderedLoader, load_options, parse_override_value
 
 logger = logging.getLogger('basicsr')  # BasicSR's logger; never call get_root_logger() before train_pipeline does
@@ -75,11 +76,6 @@ def _remove_stale_temporaries(folder: str) -> None:
                 pass
 
 
-def _state_iter(filename: str) -> Optional[int]:
-    match = re.fullmatch(r'(\d+)\.state', filename)
-    return int(match.group(1)) if match else None
-
-
 def load_resume_state(opt: dict) -> Optional[dict]:
     """Fix ``resume``: BasicSR's ``load_resume_state`` for CPU and GPU, with a fallback for unreadable states.
 
@@ -109,7 +105,7 @@ def load_resume_state(opt: dict) -> Optional[dict]:
         state_dir = opt['path']['training_states']
         if not os.path.isdir(state_dir):
             return None
-        iters = sorted((it for it in map(_state_iter, os.listdir(state_dir)) if it is not None), reverse=True)
+        iters = training_state_iters(os.listdir(state_dir))
         errors = []
         for it in iters:
             state_path = os.path.join(state_dir, f'{it}.state')

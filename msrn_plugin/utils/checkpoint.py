@@ -10,7 +10,7 @@ import pickle
 import re
 import torch
 from collections import OrderedDict
-from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from msrn_plugin.utils.atomic import atomic_write
 from msrn_plugin.utils.misc import PathType
@@ -86,6 +86,19 @@ def safe_torch_load(path: PathType, map_location: Any = 'cpu') -> Any:
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise CheckpointError(f'{path}: cannot read checkpoint ({type(err).__name__}: {err}); the file is truncated '
                               'or not a PyTorch checkpoint.') from None
+
+
+def training_state_iters(names: Iterable[str]) -> List[int]:
+    """The iterations of BasicSR's training-state files (``<iter>.state``) among ``names``, newest first.
+
+    Args:
+        names (Iterable[str]): File names (e.g. ``os.listdir`` of ``training_states/``).
+
+    Returns:
+        list[int]: Iterations, in decreasing order; other names are ignored.
+    """
+    matches = (re.fullmatch(r'(\d+)\.state', name) for name in names)
+    return sorted((int(m.group(1)) for m in matches if m), reverse=True)
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -6,12 +6,12 @@ import difflib
 import inspect
 import logging
 import os
-import re
 import torch
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from msrn_plugin.utils.checkpoint import (CheckpointError, checkpoint_upscale, nonfinite_message, read_network_record,
-                                          record_differences, safe_torch_load, strip_module_prefix)
+from msrn_plugin.utils.checkpoint import (CheckpointError, checkpoint_upscale, msrn_config_from_state_dict,
+                                          nonfinite_message, read_network_record, record_differences, safe_torch_load,
+                                          strip_module_prefix, training_state_iters)
 from msrn_plugin.utils.image_io import ImageReadError, image_size, is_image_file
 from msrn_plugin.utils.misc import format_examples as _examples
 from msrn_plugin.utils.option_values import check_names, check_sections, check_values
@@ -497,8 +497,7 @@ def _resume_checkpoint(opt: Mapping, root_path: str) -> Optional[str]:
         names = [os.path.basename(os.fspath(resume_state))]
     else:
         names = os.listdir(states) if os.path.isdir(states) else []
-    iters = sorted((int(m.group(1)) for m in (re.fullmatch(r'(\d+)\.state', n) for n in names) if m), reverse=True)
-    for it in iters:
+    for it in training_state_iters(names):
         path = os.path.join(models, f'net_g_{it}.pth')
         if os.path.isfile(path):
             return path
@@ -525,7 +524,6 @@ def _check_resume_network(opt: Mapping, net: torch.nn.Module, net_args: Mapping,
         return []
     trained: Dict[str, Any] = {}
     if opt['network_g'].get('type') == 'MSRN':
-        from msrn_plugin.utils.checkpoint import msrn_config_from_state_dict
         try:
             trained = msrn_config_from_state_dict(weights, path)
         except CheckpointError:
