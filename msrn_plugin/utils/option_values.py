@@ -1,9 +1,9 @@
 """Start-up checks of option values BasicSR uses as they are: folder names, and the types and ranges of numbers."""
 import math
 import re
-from typing import Any, Callable, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Callable, List, Mapping, Optional, Tuple
 
-from msrn_plugin.utils.options import yaml12_number
+from msrn_plugin.utils.options import find_values, yaml12_number
 
 _PLAIN_NAME = re.compile(r'[^/\\\x00-\x1f]+')
 _MAX_NAME = 200
@@ -114,25 +114,6 @@ _LISTS = {'train.optim_*.betas': 2, 'train.scheduler.milestones': 0, 'train.sche
           'train.scheduler.restart_weights': 0}
 
 
-def _find(node: Any, parts: List[str], path: str) -> Iterator[Tuple[str, Any]]:
-    """``(dotted key, value)`` for every value at ``parts`` (``*`` in a part matches keys, ``#`` list indices)."""
-    if not parts:
-        yield path, node
-        return
-    part, rest = parts[0], parts[1:]
-    if part == '#':
-        if isinstance(node, list):
-            for i, value in enumerate(node):
-                yield from _find(value, rest, f'{path}.{i}')
-        return
-    if not isinstance(node, Mapping):
-        return
-    pattern = re.compile(re.escape(part).replace(r'\*', '.*'))
-    for key, value in node.items():
-        if isinstance(key, str) and pattern.fullmatch(key) and (value is not None or not rest):
-            yield from _find(value, rest, f'{path}.{key}' if path else key)
-
-
 def _value_problem(key: str, value: Any, kind: str, test: Optional[Callable[[float], bool]], words: str,
                    example: str) -> Optional[str]:
     if kind == 'bool':
@@ -165,7 +146,7 @@ def check_sections(opt: Mapping) -> List[str]:
     """
     problems = []
     for dotted in _SECTIONS:
-        for key, value in _find(opt, dotted.split('.'), ''):
+        for key, value in find_values(opt, dotted):
             if value is not None and not isinstance(value, Mapping):
                 problems.append(f'{key}: must be a section (key: value lines, e.g. type: ...), got the '
                                 f'{type(value).__name__} {value!r}.')
@@ -185,19 +166,19 @@ def check_values(opt: Mapping, is_train: bool) -> List[str]:
     problems = []
     if is_train:
         for dotted, size in _LISTS.items():
-            for key, value in _find(opt, dotted.split('.'), ''):
+            for key, value in find_values(opt, dotted):
                 if value is not None and (not isinstance(value, list) or (size and len(value) != size)):
                     count = f'{size} numbers' if size else 'numbers'
                     problems.append(f'{key}: {value!r} is not a list of {count}; write it as [a, b].')
     for dotted, kind, test, words, example in _RULES_ANY + (_RULES_TRAIN if is_train else ()):
-        for key, value in _find(opt, dotted.split('.'), ''):
+        for key, value in find_values(opt, dotted):
             if value is None:
                 continue
             problem = _value_problem(key, value, kind, test, words, example)
             if problem:
                 problems.append(problem)
     for dotted, choices, words in _TEXT_RULES:
-        for key, value in _find(opt, dotted.split('.'), ''):
+        for key, value in find_values(opt, dotted):
             if value is not None and (not isinstance(value, str) or not value.strip()
                                       or (choices is not None and value not in choices)):
                 problems.append(f'{key}: {value!r} is not {words}.')

@@ -10,7 +10,7 @@ import re
 import yaml
 from collections import OrderedDict
 from os import PathLike
-from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 try:
     from yaml import CSafeLoader as _BaseSafeLoader
@@ -30,8 +30,6 @@ FLOAT_KEYS = ('train.optim_*.lr', 'train.optim_*.weight_decay', 'train.optim_*.e
               'train.optim_*.betas.#', 'train.scheduler.gamma', 'train.scheduler.eta_min',
               'train.scheduler.restart_weights.#', 'train.ema_decay', 'train.*_opt.loss_weight',
               'train.*_opt.perceptual_weight', 'train.*_opt.style_weight')
-_FLOAT_KEY_PATTERNS = [re.compile(''.join(r'[^.]+' if c == '*' else r'\d+' if c == '#' else re.escape(c) for c in key))
-                       for key in FLOAT_KEYS]
 
 #: Numbers as YAML 1.2's core schema reads them (PyYAML reads YAML 1.1: ``1e-3`` and ``-1e4`` stay text there).
 _YAML12_INT = re.compile(r'[-+]?[0-9]+')
@@ -241,6 +239,38 @@ def decode_option_text(raw: bytes, source: str) -> str:
                               f'encoding. {fix}') from None
 
 
+def find_values(opt: Any, pattern: str) -> Iterator[Tuple[str, Any]]:
+    """``(dotted key, value)`` for every value of ``opt`` at a dotted key ``pattern``: ``*`` in a part matches any
+    characters of a key, ``#`` any list index (e.g. ``train.optim_*.betas.#``).
+
+    Args:
+        opt (Any): Options.
+        pattern (str): The dotted key pattern.
+
+    Yields:
+        tuple[str, Any]: The dotted key found and its value.
+    """
+    return _find(opt, pattern.split('.'), '')
+
+
+def _find(node: Any, parts: List[str], path: str) -> Iterator[Tuple[str, Any]]:
+    if not parts:
+        yield path, node
+        return
+    part, rest = parts[0], parts[1:]
+    if part == '#':
+        if isinstance(node, list):
+            for i, value in enumerate(node):
+                yield from _find(value, rest, f'{path}.{i}')
+        return
+    if not isinstance(node, Mapping):
+        return
+    pattern = re.compile(re.escape(part).replace(r'\*', '.*'))
+    for key, value in node.items():
+        if isinstance(key, str) and pattern.fullmatch(key) and (value is not None or not rest):
+            yield from _find(value, rest, f'{path}.{key}' if path else key)
+
+
 def coerce_float_strings(opt: Any) -> Tuple[Any, List[str]]:
     """Read text at :data:`FLOAT_KEYS` that spells a number (YAML 1.2: ``1e-3``) as that number.
 
@@ -251,22 +281,14 @@ def coerce_float_strings(opt: Any) -> Tuple[Any, List[str]]:
         tuple[Any, list[str]]: ``opt`` itself when nothing changes, else a deep copy with the numbers; and one note
         per value read this way (``train.optim_g.lr: read the text '1e-3' as the number 0.001 ...``).
     """
-    found = []
-
-    def walk(node: Any, path: str) -> None:
-        items = node.items() if isinstance(node, Mapping) else enumerate(node) if isinstance(node, list) else ()
-        for key, value in items:
-            child = f'{path}.{key}' if path else str(key)
-            if isinstance(value, str) and any(p.fullmatch(child) for p in _FLOAT_KEY_PATTERNS):
-                number = yaml12_number(value)
-                if number is not None:
-                    found.append((child, value, float(number)))
-            elif isinstance(value, (Mapping, list)):
-                walk(value, child)
-
     if not isinstance(opt, Mapping):
         return opt, []
-    walk(opt, '')
+    found = []
+    for pattern in FLOAT_KEYS:
+        for dotted, value in find_values(opt, pattern):
+            number = yaml12_number(value) if isinstance(value, str) else None
+            if number is not None:
+                found.append((dotted, value, float(number)))
     if not found:
         return opt, []
     out = copy.deepcopy(opt)
