@@ -5,13 +5,15 @@ Input and output layout, sub-image grid and atomic writing: docs/data.md.
 import cv2
 import logging
 import multiprocessing
+import multiprocessing.pool
 import numpy as np
 import os
 import re
 import shutil
 import time
+from contextlib import contextmanager
 from tqdm import tqdm
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from msrn_plugin.data.lmdb_check import LmdbIntegrityError, check_lmdb, check_paired_lmdb
 from msrn_plugin.prep import PrepError
@@ -206,6 +208,37 @@ def _disk_bytes(path: str) -> int:
     return total
 
 
+@contextmanager
+def _worker_pool(workers: int) -> Iterator[Optional[multiprocessing.pool.Pool]]:
+    """A pool of ``workers`` processes (None for 1: work in this process), terminated on exit."""
+    # 'spawn', not 'fork': a process forked after torch/OpenMP started its thread pool can hang in its first
+    # parallel call (seen here in the test suite: set_num_threads never returned in the forked worker).
+    pool = multiprocessing.get_context('spawn').Pool(workers, initializer=_worker_init) if workers > 1 else None
+    try:
+        yield pool
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+
+def _write_tasks(path: str, task: Callable[[tuple], List[Item]], tasks: List[tuple],
+                 pool: Optional[multiprocessing.pool.Pool], progress: bool, **write_options) -> int:
+    """Run ``task`` over ``tasks`` (in ``pool`` when given) with a progress bar over images, and write the items it
+    returns to ``path`` with :func:`msrn_plugin.prep.lmdb_writer.write_lmdb_atomic` (``write_options``); the count."""
+    results = pool.imap(task, tasks) if pool else map(task, tasks)
+    bar = tqdm(results, total=len(tasks), unit='image', desc=os.path.basename(path), disable=not progress)
+
+    def items() -> Iterator[Item]:
+        for image_items in bar:
+            yield from image_items
+
+    try:
+        return write_lmdb_atomic(path, items(), **write_options)
+    finally:
+        bar.close()
+
+
 def prepare_div2k(root: str,
                   output: str,
                   scales: Sequence[int] = (2, 3, 4, 8),
@@ -306,10 +339,7 @@ def prepare_div2k(root: str,
                             f'MiB needed for {len(todo)} database(s); free some space or pass another --output.')
 
     result = {'num_images': len(images), 'num_subimages': len(keys), 'small_images': small, 'databases': {}}
-    # 'spawn', not 'fork': a process forked after torch/OpenMP started its thread pool can hang in its first
-    # parallel call (seen here in the test suite: set_num_threads never returned in the forked worker).
-    pool = multiprocessing.get_context('spawn').Pool(workers, initializer=_worker_init) if workers > 1 else None
-    try:
+    with _worker_pool(workers) as pool:
         for name, s, path, source in plan:
             entry = {'path': path, 'source': source}
             result['databases'][name] = entry
@@ -320,30 +350,17 @@ def prepare_div2k(root: str,
             tasks = [(img.stem, img.lr_paths[s] if source == 'official' else img.hr_path, s, source == 'generated',
                       img.positions, crop_size) for img in used]
             start = time.perf_counter()
-            results = pool.imap(_subimage_task, tasks) if pool else map(_subimage_task, tasks)
-            bar = tqdm(results, total=len(tasks), unit='image', desc=os.path.basename(path), disable=not progress)
-
-            def items(bar=bar) -> Iterator[Item]:
-                for image_items in bar:
-                    yield from image_items
-
             hr_path = result['databases']['hr']['path']
             verify = None if name == 'hr' else (lambda tmp, s=s, hr_path=hr_path: check_paired_lmdb(tmp, hr_path, s))
             info = dict(grid, scale=s, source=source, compress_level=COMPRESS_LEVEL)
-            try:
-                count = write_lmdb_atomic(path, items(), map_size=int(raw[name] * 1.1) + 8192 * len(keys) + 2**26,
-                                          info=info, verify=verify, compress_level=COMPRESS_LEVEL)
-            finally:
-                bar.close()
+            count = _write_tasks(path, _subimage_task, tasks, pool, progress,
+                                 map_size=int(raw[name] * 1.1) + 8192 * len(keys) + 2**26, info=info, verify=verify,
+                                 compress_level=COMPRESS_LEVEL)
             entry.update(status='written', seconds=time.perf_counter() - start, disk_bytes=_disk_bytes(path),
                          num_images=count)
             logger.info('%s: %d sub-images (from %s) in %.1f s, %.1f MiB.', path, count,
                         {'hr': 'HR', 'official': 'official LR', 'generated': 'HR, MATLAB bicubic'}[source],
                         entry['seconds'], entry['disk_bytes'] / 2**20)
-    finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
     return result
 
 
@@ -479,30 +496,17 @@ def prepare_div2k_raw(root: str,
                             'needed for the raw database; free some space or pass another --output.')
         tasks = [(img.stem, img.hr_path, {s: img.lr_paths[s] for s in scales if lr_dirs[s]}, scales, multiple)
                  for img in used]
-        pool = multiprocessing.get_context('spawn').Pool(workers, initializer=_worker_init) if workers > 1 else None
-        start = time.perf_counter()
-        try:
-            results = pool.imap(_raw_task, tasks) if pool else map(_raw_task, tasks)
-            bar = tqdm(results, total=len(tasks), unit='image', desc=os.path.basename(path), disable=not progress)
 
-            def items() -> Iterator[Item]:
-                for image_items in bar:
-                    yield from image_items
+        def verify(tmp: str) -> None:
+            for s in scales:
+                check_raw_lmdb(tmp, s)
 
-            def verify(tmp: str) -> None:
-                for s in scales:
-                    check_raw_lmdb(tmp, s)
-
-            try:
-                count = write_lmdb_atomic(path, items(), map_size=int(raw * 1.1) + 8192 * len(keys) + 2**26,
-                                          info=dict(settings, sources=sources, compress_level=0), verify=verify,
-                                          compress_level=0, extension='raw')
-            finally:
-                bar.close()
-        finally:
-            if pool is not None:
-                pool.terminate()
-                pool.join()
+        with _worker_pool(workers) as pool:
+            start = time.perf_counter()
+            count = _write_tasks(path, _raw_task, tasks, pool, progress,
+                                 map_size=int(raw * 1.1) + 8192 * len(keys) + 2**26,
+                                 info=dict(settings, sources=sources, compress_level=0), verify=verify,
+                                 compress_level=0, extension='raw')
         entry.update(status='written', seconds=time.perf_counter() - start, disk_bytes=_disk_bytes(path),
                      num_images=count // (1 + len(scales)))
         logger.info('%s: %d images (HR + x%s) in %.1f s, %.1f MiB.', path, entry['num_images'],
