@@ -1,5 +1,4 @@
 """Training speed of MSRN under each speed switch, and loader rate against consumption (scripts/benchmark_train.py)."""
-import copy
 import logging
 import os
 import platform
@@ -122,8 +121,7 @@ def measure_loaders(workers: Sequence[int], scale: int = 4, gt_size: int = 256, 
         paths = prepare_benchmark_data(tmp, scale, crop_size=max(gt_size, 480), step=240, folders=False)
         opts = {'raw LMDB': raw_dataset_opt(paths['raw_lmdb'], scale, gt_size),
                 'PNG LMDB': paired_dataset_opt(paths['gt_lmdb'], paths['lq_lmdb'], 'lmdb', scale, gt_size)}
-        return [{'data': name, 'workers': n, 'patches_per_s': measure_loader(copy.deepcopy(opt), n, batch_size,
-                                                                              num_batches)}
+        return [{'data': name, 'workers': n, 'patches_per_s': measure_loader(opt, n, batch_size, num_batches)}
                 for name, opt in opts.items() for n in workers]
 
 
