@@ -76,12 +76,12 @@ def _header_size(fp: IO[bytes], name: str = '') -> Optional[Tuple[int, int]]:
     try:
         from PIL import Image
         Image.init()
-        formats = [(fmt, Image.OPEN[fmt]) for fmt in Image.ID if fmt in Image.OPEN]
+        openers = [Image.OPEN[fmt] for fmt in Image.ID if fmt in Image.OPEN]  # (factory, accept), as Image.open
     except (ImportError, AttributeError):  # pragma: no cover - Pillow missing or its plugin table renamed
         return None
     start = fp.tell()
     prefix = fp.read(16)
-    for _, (factory, accept) in formats:
+    for factory, accept in openers:
         try:
             accepted = accept(prefix) if accept is not None else True
             if isinstance(accepted, str) or not accepted:  # a str is Pillow's "maybe, with a warning"
